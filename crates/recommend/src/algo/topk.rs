@@ -1,0 +1,105 @@
+//! Top-k selection over score vectors: the last step of every `recommend` call.
+//!
+//! A bounded min-heap keeps the k best so far, so a full-catalog pass costs one comparison
+//! per item for nearly all items. Ties go to the lower item id, which keeps rankings
+//! deterministic (and hand-checkable in tests).
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use super::ItemIdx;
+
+/// A scored item ordered so that the *worst* candidate is the heap's maximum.
+#[derive(Clone, Copy, PartialEq)]
+struct Worst(f32, ItemIdx);
+
+impl Eq for Worst {}
+
+impl Ord for Worst {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Lower score is worse; on equal scores the higher id is worse.
+        other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
+    }
+}
+
+impl PartialOrd for Worst {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Collects the k best `(item, score)` pairs pushed into it.
+pub struct TopK {
+    k: usize,
+    heap: BinaryHeap<Worst>,
+}
+
+impl TopK {
+    /// An empty selection of at most `k` items.
+    pub fn new(k: usize) -> Self {
+        Self {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    /// Offers one candidate; NaN and -inf scores are never kept.
+    #[inline]
+    pub fn push(&mut self, item: ItemIdx, score: f32) {
+        if self.k == 0 || score.is_nan() || score == f32::NEG_INFINITY {
+            return;
+        }
+        if self.heap.len() < self.k {
+            self.heap.push(Worst(score, item));
+        } else if let Some(&worst) = self.heap.peek()
+            && Worst(score, item) < worst
+        {
+            self.heap.pop();
+            self.heap.push(Worst(score, item));
+        }
+    }
+
+    /// Best first.
+    pub fn into_sorted(self) -> Vec<(ItemIdx, f32)> {
+        let mut v: Vec<Worst> = self.heap.into_vec();
+        v.sort_unstable();
+        v.into_iter().map(|Worst(s, i)| (i, s)).collect()
+    }
+}
+
+/// The k best entries of a dense score vector (index = item), skipping -inf.
+pub fn top_k_dense(scores: &[f32], k: usize) -> Vec<(ItemIdx, f32)> {
+    let mut top = TopK::new(k);
+    for (i, &s) in scores.iter().enumerate() {
+        top.push(i as ItemIdx, s);
+    }
+    top.into_sorted()
+}
+
+/// The k best among `candidates` of a dense score vector.
+pub fn top_k_of(scores: &[f32], candidates: &[ItemIdx], k: usize) -> Vec<(ItemIdx, f32)> {
+    let mut top = TopK::new(k);
+    for &i in candidates {
+        top.push(i, scores[i as usize]);
+    }
+    top.into_sorted()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_best_with_ties_to_lower_ids() {
+        let scores = [0.5, 2.0, f32::NEG_INFINITY, 2.0, 1.0, f32::NAN];
+        assert_eq!(top_k_dense(&scores, 3), vec![(1, 2.0), (3, 2.0), (4, 1.0)]);
+        assert_eq!(top_k_dense(&scores, 10).len(), 4);
+        assert!(top_k_dense(&scores, 0).is_empty());
+    }
+
+    #[test]
+    fn candidates_restrict_the_selection() {
+        let scores = [3.0, 2.0, 1.0];
+        assert_eq!(top_k_of(&scores, &[2, 1], 1), vec![(1, 2.0)]);
+    }
+}
