@@ -7,6 +7,7 @@
 //! is folded to ASCII first, and the typographic apostrophe `’` becomes `'` so `don’t` and
 //! `don't` are one token.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use jieba_rs::Jieba;
@@ -50,8 +51,8 @@ pub(crate) fn for_each_token(text: &str, mut emit: impl FnMut(String)) {
     for (run, han) in script_runs(text) {
         if han {
             // Han runs contain no case, punctuation or spaces: jieba's words are final.
-            for token in JIEBA.cut(run, true) {
-                emit(token.word.to_owned());
+            for word in cut_han(run) {
+                emit(word.to_owned());
             }
         } else {
             for_each_word(run, &mut emit);
@@ -59,21 +60,29 @@ pub(crate) fn for_each_token(text: &str, mut emit: impl FnMut(String)) {
     }
 }
 
+/// Jieba's words of a run of Han characters (see [`script_runs`]).
+pub(crate) fn cut_han(run: &str) -> impl Iterator<Item = &str> {
+    JIEBA.cut(run, true).into_iter().map(|token| token.word)
+}
+
 /// Splits a non-Han run on Unicode word boundaries and normalises each word.
-fn for_each_word(run: &str, emit: &mut impl FnMut(String)) {
-    let folded;
-    let run = if run.chars().any(needs_folding) {
-        folded = run.chars().map(fold_char).collect::<String>();
-        folded.as_str()
-    } else {
-        run
-    };
-    for word in run.unicode_words() {
+pub(crate) fn for_each_word(run: &str, emit: &mut impl FnMut(String)) {
+    for word in fold_width(run).unicode_words() {
         emit(normalize_word(word));
     }
 }
 
-fn normalize_word(word: &str) -> String {
+/// `text` with full-width ASCII folded to ASCII, borrowed when there is nothing to fold.
+pub(crate) fn fold_width(text: &str) -> Cow<'_, str> {
+    if text.chars().any(needs_folding) {
+        Cow::Owned(text.chars().map(fold_char).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Lowercases one word of a folded non-Han run.
+pub(crate) fn normalize_word(word: &str) -> String {
     if word.is_ascii() {
         return word.to_ascii_lowercase();
     }
