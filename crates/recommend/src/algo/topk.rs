@@ -67,11 +67,21 @@ impl TopK {
     }
 }
 
-/// The k best entries of a dense score vector (index = item), skipping -inf.
+/// The k best entries of a dense score vector (index = item), skipping -inf and NaN.
 pub fn top_k_dense(scores: &[f32], k: usize) -> Vec<(ItemIdx, f32)> {
     let mut top = TopK::new(k);
+    // Items come in increasing id order, so a score equal to the current k-th best loses the
+    // tie: one float comparison rejects almost every item of a large catalog.
+    let mut threshold = f32::NEG_INFINITY;
     for (i, &s) in scores.iter().enumerate() {
-        top.push(i as ItemIdx, s);
+        if s > threshold {
+            top.push(i as ItemIdx, s);
+            if top.heap.len() == k
+                && let Some(worst) = top.heap.peek()
+            {
+                threshold = worst.0;
+            }
+        }
     }
     top.into_sorted()
 }
