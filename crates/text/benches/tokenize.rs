@@ -34,6 +34,25 @@ fn bench_tokenize(c: &mut Criterion) {
         b.iter(|| tailor_text::tokenize(black_box(&mixed)))
     });
     group.finish();
+
+    // The catalog-build workload itself: 25k title + description pairs, single-threaded.
+    let catalog: Vec<String> = (0..25_000)
+        .map(|i| {
+            let n = SAMPLES.len();
+            format!("{} {} #{i}", SAMPLES[i % n], SAMPLES[(i / n + 1) % n])
+        })
+        .collect();
+    let mut group = c.benchmark_group("catalog");
+    group.sample_size(10);
+    group.bench_function("25k_items", |b| {
+        b.iter(|| {
+            catalog
+                .iter()
+                .map(|item| tailor_text::tokenize(black_box(item)).len())
+                .sum::<usize>()
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench_tokenize);

@@ -1,7 +1,7 @@
 //! Review sentiment for Chinese and English, with a small model shipped inside the crate.
 //!
-//! Each language has a logistic regression over sparse binary features (see
-//! [`features`](self::features) for what they are); English also takes the VADER lexicon
+//! Each language has a logistic regression over TF-IDF-weighted word and n-gram features (see
+//! `src/sentiment/features.rs` for what they are); English also takes the VADER lexicon
 //! score as one dense input, since its training set is tiny. The model is trained by
 //! [`train`] on the data described in the crate README and embedded with `include_str!`.
 //!
