@@ -12,7 +12,7 @@
 //! 4. The first `len / 5` rows (integer division) of each shuffled list are held out; the rest
 //!    train. Stratifying by label keeps both parts as balanced as the files.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -122,14 +122,14 @@ fn split(rows: Vec<Example>, seed: u64) -> Split {
             seen.1 = true;
         }
     }
-    let conflicting: Vec<String> = labels
+    let conflicting: HashSet<String> = labels
         .iter()
         .filter(|(_, (pos, neg))| *pos && *neg)
         .map(|(text, _)| (*text).to_owned())
         .collect();
     stats.conflicting = conflicting.len();
 
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     let (mut positive, mut negative) = (Vec::new(), Vec::new());
     for row in rows {
         if conflicting.contains(&row.text) {
