@@ -10,13 +10,6 @@
 use std::collections::HashMap;
 
 use indicatif::ProgressBar;
-
-// TEMP shim until tailor-text builds
-mod tailor_text {
-    pub(super) fn tokenize(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_lowercase).collect()
-    }
-}
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -234,6 +227,32 @@ mod tests {
         let rec = model.recommend(&Query::anonymous(&[2]), 5, &[2]);
         // The scarf shares only "red" with the red shoes.
         assert_eq!(rec.iter().map(|x| x.0).collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[test]
+    fn chinese_titles_are_segmented_into_shared_words() {
+        let catalog = Catalog {
+            items: vec![
+                item("红色运动鞋", &[]),
+                item("象棋棋盘", &[]),
+                item("蓝色运动鞋", &[]),
+            ],
+        };
+        let m = InteractionsBuilder::new()
+            .with_size(0, 3)
+            .build(Merge::Binary);
+        let data = TrainData {
+            interactions: &m,
+            catalog: Some(&catalog),
+        };
+        let config = ContentConfig {
+            max_df: 1.0,
+            ..ContentConfig::default()
+        };
+        let model = ContentModel::fit(&config, data, &ProgressBar::hidden()).unwrap();
+        // Unsegmented, the two shoe titles would share no token at all.
+        assert_eq!(model.similar_items(0, 2).first().map(|x| x.0), Some(2));
+        assert!(model.similar_items(1, 2).is_empty());
     }
 
     #[test]
