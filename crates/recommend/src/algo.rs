@@ -84,7 +84,7 @@ impl<'a> Query<'a> {
 }
 
 /// The serving interface every model implements.
-pub trait Recommender {
+pub trait Recommender: Send + Sync {
     /// Number of items the model scores (its item ids are `0..n_items`).
     fn n_items(&self) -> usize;
 
@@ -106,6 +106,22 @@ pub trait Recommender {
             }
         }
         topk::top_k_dense(&scores, k)
+    }
+
+    /// Top `k` for many queries (`exclude[q]` belongs to `queries[q]`), in parallel. Factor
+    /// models override it to score a block of users with one matrix product.
+    fn recommend_many(
+        &self,
+        queries: &[Query<'_>],
+        k: usize,
+        exclude: &[&[ItemIdx]],
+    ) -> Vec<Vec<(ItemIdx, f32)>> {
+        use rayon::prelude::*;
+        queries
+            .par_iter()
+            .zip(exclude.par_iter())
+            .map(|(q, e)| self.recommend(q, k, e))
+            .collect()
     }
 
     /// Scores of the given items (for blending candidates from several models).
@@ -191,10 +207,12 @@ impl AlgoConfig {
         "trending",
         "itemknn_cosine",
         "itemknn_bm25",
+        "itemknn_rp3",
         "userknn_cosine",
         "userknn_bm25",
         "als",
         "als_cholesky",
+        "als_bm25",
         "bpr",
         "content_tfidf",
         "embedding",
@@ -210,11 +228,19 @@ impl AlgoConfig {
             "trending" => Self::Popularity(popularity::PopularityConfig::trending_default()),
             "itemknn_cosine" => Self::ItemKnn(knn::KnnConfig::new(Weighting::Cosine)),
             "itemknn_bm25" => Self::ItemKnn(knn::KnnConfig::new(Weighting::bm25())),
+            "itemknn_rp3" => Self::ItemKnn(knn::KnnConfig::new(Weighting::Rp3 {
+                alpha: 1.0,
+                beta: 0.5,
+            })),
             "userknn_cosine" => Self::UserKnn(knn::KnnConfig::new(Weighting::Cosine)),
             "userknn_bm25" => Self::UserKnn(knn::KnnConfig::new(Weighting::bm25())),
             "als" => Self::Als(als::AlsConfig::default()),
             "als_cholesky" => Self::Als(als::AlsConfig {
                 solver: als::Solver::Cholesky,
+                ..als::AlsConfig::default()
+            }),
+            "als_bm25" => Self::Als(als::AlsConfig {
+                bm25: Some(als::Bm25 { k1: 100.0, b: 0.8 }),
                 ..als::AlsConfig::default()
             }),
             "bpr" => Self::Bpr(bpr::BprConfig::default()),
@@ -270,7 +296,7 @@ pub enum Model {
 
 impl Model {
     /// The model as a trait object, for code that serves any algorithm.
-    pub fn as_recommender(&self) -> &(dyn Recommender + Send + Sync) {
+    pub fn as_recommender(&self) -> &dyn Recommender {
         match self {
             Self::Popularity(m) => m,
             Self::ItemKnn(m) => m,
@@ -300,6 +326,15 @@ impl Recommender for Model {
 
     fn recommend(&self, query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
         self.as_recommender().recommend(query, k, exclude)
+    }
+
+    fn recommend_many(
+        &self,
+        queries: &[Query<'_>],
+        k: usize,
+        exclude: &[&[ItemIdx]],
+    ) -> Vec<Vec<(ItemIdx, f32)>> {
+        self.as_recommender().recommend_many(queries, k, exclude)
     }
 }
 

@@ -317,17 +317,27 @@ fn score(
 ) -> metrics::Metrics {
     let bar = fit_bar(bars, format!("rank {name}"));
     bar.set_length(split.test.len() as u64);
-    let ranked: Vec<Vec<ItemIdx>> = split
-        .test
-        .par_iter()
-        .map(|(u, _)| {
-            let history = split.train.user_sequence(*u);
-            let seen = split.train.user_items().row_indices(*u);
-            let list = model.recommend(&Query::known(*u, &history), depth, seen);
-            bar.inc(1);
-            list.into_iter().map(|(i, _)| i).collect()
-        })
-        .collect();
+    let mut ranked: Vec<Vec<ItemIdx>> = Vec::with_capacity(split.test.len());
+    // Chunks keep the progress bar moving; each chunk is ranked in parallel.
+    for chunk in split.test.chunks(4096) {
+        let histories: Vec<Vec<ItemIdx>> = chunk
+            .par_iter()
+            .map(|(u, _)| split.train.user_sequence(*u))
+            .collect();
+        let queries: Vec<Query<'_>> = chunk
+            .iter()
+            .zip(&histories)
+            .map(|((u, _), h)| Query::known(*u, h))
+            .collect();
+        let seen: Vec<&[ItemIdx]> = chunk
+            .iter()
+            .map(|(u, _)| split.train.user_items().row_indices(*u))
+            .collect();
+        for list in model.recommend_many(&queries, depth, &seen) {
+            ranked.push(list.into_iter().map(|(i, _)| i).collect());
+        }
+        bar.inc(chunk.len() as u64);
+    }
     bar.finish_and_clear();
     let truth: Vec<&[ItemIdx]> = split.test.iter().map(|(_, t)| t.as_slice()).collect();
     metrics::evaluate(&ranked, &truth, split.train.n_items(), ks)

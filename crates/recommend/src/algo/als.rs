@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Csr, Interactions, ItemIdx, Query, Recommender, Result, ensure,
-    kernels::{axpy, dot, gemv, score_rows},
+    kernels::{axpy, dot, gemv, score_rows, top_k_batch},
+    knn::{Weighting, weigh},
     topk::TopK,
 };
 
@@ -52,6 +53,9 @@ pub struct AlsConfig {
     pub alpha: f32,
     /// Row solver.
     pub solver: Solver,
+    /// Optional BM25 reweighting of the interactions before confidences (rows = items, as in
+    /// `implicit`'s lastfm example): heavy users and very popular items count less.
+    pub bm25: Option<Bm25>,
     /// Seed of the initial factors.
     pub seed: u64,
 }
@@ -64,8 +68,36 @@ impl Default for AlsConfig {
             regularization: 0.01,
             alpha: 1.0,
             solver: Solver::ConjugateGradient { steps: 3 },
+            bm25: None,
             seed: 42,
         }
+    }
+}
+
+/// BM25 parameters (see [`knn::Weighting::Bm25`](super::knn::Weighting::Bm25)).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bm25 {
+    /// Saturation.
+    pub k1: f32,
+    /// Length normalisation.
+    pub b: f32,
+}
+
+/// What fold-in needs to weight a new user's items as training weighted them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FoldInWeights {
+    k1: f32,
+    /// BM25 length normalisation of each item.
+    item_norms: Vec<f32>,
+    /// Number of items (BM25's N: users are the terms).
+    n_items: f32,
+}
+
+impl FoldInWeights {
+    fn weight(&self, item: ItemIdx, history_len: usize) -> f32 {
+        let idf = self.n_items.ln() - (history_len as f32).ln_1p();
+        let norm = self.item_norms[item as usize];
+        (self.k1 + 1.0) / (self.k1 * norm + 1.0) * idf
     }
 }
 
@@ -81,6 +113,8 @@ pub struct Als {
     gram: Vec<f32>,
     /// L2 norms of the item factors, for cosine `similar_items`.
     item_norms: Vec<f32>,
+    /// Set when training reweighted interactions with BM25.
+    fold_in_weights: Option<FoldInWeights>,
 }
 
 /// Rows solved per rayon task: enough to amortise SIMD dispatch and scratch allocation, few
@@ -106,9 +140,26 @@ impl Als {
             |n: usize| -> Vec<f32> { (0..n * d).map(|_| rng.random::<f32>() * 0.01).collect() };
         let mut user_factors = init(data.n_users());
         let mut item_factors = init(data.n_items());
+        let (weights, fold_in_weights) = match config.bm25 {
+            None => (data.item_users().clone(), None),
+            Some(Bm25 { k1, b }) => {
+                let (w, _) = weigh(data.item_users(), Weighting::Bm25 { k1, b });
+                let lens: Vec<f32> = (0..data.n_items() as u32)
+                    .map(|i| data.item_users().row_data(i).iter().sum())
+                    .collect();
+                let avg = lens.iter().sum::<f32>() / lens.len().max(1) as f32;
+                let item_norms = lens.iter().map(|l| (1.0 - b) + b * l / avg).collect();
+                let f = FoldInWeights {
+                    k1,
+                    item_norms,
+                    n_items: data.n_items() as f32,
+                };
+                (w, Some(f))
+            }
+        };
         // Confidence minus one is what the solvers need per entry.
-        let cu = data.user_items().map_values(|_, _, w| config.alpha * w);
-        let ci = data.item_users().map_values(|_, _, w| config.alpha * w);
+        let ci = weights.map_values(|_, _, w| config.alpha * w);
+        let (cu, _) = ci.transpose();
         progress.set_length(config.iterations as u64);
         progress.set_position(0);
         for _ in 0..config.iterations {
@@ -129,6 +180,7 @@ impl Als {
             item_factors,
             gram,
             item_norms,
+            fold_in_weights,
         })
     }
 
@@ -167,10 +219,14 @@ impl Als {
         if items.is_empty() {
             return vec![0.0; d];
         }
-        let c = 1.0 + self.alpha;
         let mut a = Mat::<f32>::from_fn(d, d, |r, col| self.gram[r * d + col]);
         let mut b = Mat::<f32>::zeros(d, 1);
         for &i in &items {
+            let w = self
+                .fold_in_weights
+                .as_ref()
+                .map_or(1.0, |f| f.weight(i, items.len()));
+            let c = 1.0 + self.alpha * w;
             let y = &self.item_factors[i as usize * d..(i as usize + 1) * d];
             for r in 0..d {
                 b[(r, 0)] += c * y[r];
@@ -211,6 +267,22 @@ impl Recommender for Als {
             }
         };
         score_rows(&self.item_factors, user, out);
+    }
+
+    fn recommend_many(
+        &self,
+        queries: &[Query<'_>],
+        k: usize,
+        exclude: &[&[ItemIdx]],
+    ) -> Vec<Vec<(ItemIdx, f32)>> {
+        let vectors: Vec<Vec<f32>> = queries
+            .par_iter()
+            .map(|q| match q.user.and_then(|u| self.user_factor(u)) {
+                Some(x) => x.to_vec(),
+                None => self.fold_in(q.history),
+            })
+            .collect();
+        top_k_batch(&self.item_factors, &vectors, exclude, k)
     }
 
     /// Cosine similarity of item factors.
@@ -367,6 +439,7 @@ mod tests {
             regularization: 0.01,
             alpha: 10.0,
             solver,
+            bm25: None,
             seed: 7,
         }
     }
@@ -423,6 +496,25 @@ mod tests {
         let known = model.recommend(&Query::known(3, &[3, 4]), 3, &[3, 4]);
         assert_eq!(ids(anon), vec![0, 1, 2]);
         assert_eq!(ids(known), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn bm25_weighted_fold_in_matches_the_trained_user() {
+        let m = tiny();
+        let config = AlsConfig {
+            bm25: Some(Bm25 { k1: 1.2, b: 0.75 }),
+            ..config(Solver::Cholesky)
+        };
+        let model = Als::fit(&config, &m, &ProgressBar::hidden()).unwrap();
+        let folded = model.fold_in(&[0, 1, 2]);
+        let trained = model.user_factor(1).unwrap();
+        let mut a = vec![0.0; 5];
+        let mut b = vec![0.0; 5];
+        score_rows(&model.item_factors, &folded, &mut a);
+        score_rows(&model.item_factors, trained, &mut b);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 0.1, "{a:?} vs {b:?}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Interactions, ItemIdx, Query, Recommender, Result, ensure,
-    kernels::{dot, score_rows},
+    kernels::{dot, score_rows, top_k_batch},
     topk::TopK,
 };
 
@@ -274,21 +274,31 @@ impl WithSimd for SgdBlock<'_> {
             }
             let (u, i, j) = (u as usize, i as usize, j as usize);
             let xu = &mut self.users[u * w..(u + 1) * w];
-            for f in 0..w {
-                diff[f] = self.items[i * w + f] - self.items[j * w + f];
+            let (yi, yj) = two_rows_mut(self.items, i, j, w);
+            for (d, (a, b)) in diff.iter_mut().zip(yi.iter().zip(yj.iter())) {
+                *d = a - b;
             }
             let z = 1.0 / (1.0 + dot(simd, xu, &diff).exp());
-            for f in 0..w {
-                let uf = xu[f];
+            for (f, ((uf, a), b)) in xu.iter_mut().zip(yi).zip(yj).enumerate() {
+                let old = *uf;
                 if f != bias {
-                    xu[f] += lr * (z * diff[f] - reg * uf);
+                    *uf += lr * (z * diff[f] - reg * old);
                 }
-                let yi = &mut self.items[i * w + f];
-                *yi += lr * (z * uf - reg * *yi);
-                let yj = &mut self.items[j * w + f];
-                *yj += lr * (-z * uf - reg * *yj);
+                *a += lr * (z * old - reg * *a);
+                *b += lr * (-z * old - reg * *b);
             }
         }
+    }
+}
+
+/// Rows `a` and `b` (distinct) of a row-major table, both mutable.
+fn two_rows_mut(table: &mut [f32], a: usize, b: usize, w: usize) -> (&mut [f32], &mut [f32]) {
+    if a < b {
+        let (head, tail) = table.split_at_mut(b * w);
+        (&mut head[a * w..(a + 1) * w], &mut tail[..w])
+    } else {
+        let (head, tail) = table.split_at_mut(a * w);
+        (&mut tail[..w], &mut head[b * w..(b + 1) * w])
     }
 }
 
@@ -311,6 +321,28 @@ impl Recommender for Bpr {
             }
         };
         score_rows(&self.item_factors, user, out);
+    }
+
+    fn recommend_many(
+        &self,
+        queries: &[Query<'_>],
+        k: usize,
+        exclude: &[&[ItemIdx]],
+    ) -> Vec<Vec<(ItemIdx, f32)>> {
+        let w = self.factors + 1;
+        let vectors: Vec<Vec<f32>> = queries
+            .par_iter()
+            .map(|q| {
+                match q
+                    .user
+                    .and_then(|u| self.user_factors.get(u as usize * w..(u as usize + 1) * w))
+                {
+                    Some(x) => x.to_vec(),
+                    None => self.fold_in(q.history),
+                }
+            })
+            .collect();
+        top_k_batch(&self.item_factors, &vectors, exclude, k)
     }
 
     /// Cosine similarity of item factors (bias excluded).

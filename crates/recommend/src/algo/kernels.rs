@@ -8,6 +8,8 @@
 
 use pulp::Simd;
 
+use super::{ItemIdx, topk::top_k_dense};
+
 /// `a · b`.
 #[inline(always)]
 pub(crate) fn dot<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
@@ -73,6 +75,53 @@ pub(crate) fn score_rows(table: &[f32], query: &[f32], out: &mut [f32]) {
     pulp::Arch::new().dispatch(ScoreRows { table, query, out });
 }
 
+/// Queries scored per matrix product in [`top_k_batch`]: the score block (rows × items) stays
+/// a few MiB per thread.
+const BATCH_ROWS: usize = 64;
+
+/// Top-k of many queries against one row-major `table`: each block of queries is scored with
+/// one `faer` matrix product, which reuses every table row across the block instead of
+/// streaming the whole table from memory once per query.
+pub(crate) fn top_k_batch(
+    table: &[f32],
+    queries: &[Vec<f32>],
+    exclude: &[&[ItemIdx]],
+    k: usize,
+) -> Vec<Vec<(ItemIdx, f32)>> {
+    use faer::{Accum, MatMut, MatRef, Par, linalg::matmul::matmul};
+    use rayon::prelude::*;
+
+    let Some(d) = queries.first().map(Vec::len) else {
+        return Vec::new();
+    };
+    let n = table.len() / d.max(1);
+    let items = MatRef::from_row_major_slice(table, n, d);
+    queries
+        .par_chunks(BATCH_ROWS)
+        .zip(exclude.par_chunks(BATCH_ROWS))
+        .flat_map_iter(|(qs, ex)| {
+            let b = qs.len();
+            let flat: Vec<f32> = qs.iter().flatten().copied().collect();
+            let lhs = MatRef::from_row_major_slice(&flat, b, d);
+            let mut scores = vec![0f32; b * n];
+            let dst = MatMut::from_row_major_slice_mut(&mut scores, b, n);
+            matmul(dst, Accum::Replace, lhs, items.transpose(), 1.0, Par::Seq);
+            scores
+                .chunks_exact_mut(n.max(1))
+                .zip(ex)
+                .map(|(row, e)| {
+                    for &i in *e {
+                        if let Some(s) = row.get_mut(i as usize) {
+                            *s = f32::NEG_INFINITY;
+                        }
+                    }
+                    top_k_dense(row, k)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +141,9 @@ mod tests {
         score_rows(&table, &a, &mut out);
         let aa: f32 = a.iter().map(|x| x * x).sum();
         assert!((out[0] - aa).abs() < 1e-2 && (out[1] - expected).abs() < 1e-2);
+        let excluded: &[ItemIdx] = &[0];
+        let batch = top_k_batch(&table, &[a.clone(), a.clone()], &[&[], excluded], 2);
+        assert_eq!(batch[0].iter().map(|x| x.0).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(batch[1].iter().map(|x| x.0).collect::<Vec<_>>(), vec![1]);
     }
 }

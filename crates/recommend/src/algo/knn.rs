@@ -33,6 +33,15 @@ pub enum Weighting {
         /// Length normalisation strength (0 = none, 1 = full).
         b: f32,
     },
+    /// RP3beta (Paudel et al., 2017): a two-step random walk entity → feature → entity,
+    /// `P(f | e)^alpha · P(e' | f)^alpha / deg(e')^beta`. Asymmetric; `beta` discounts popular
+    /// targets, which lifts accuracy and coverage on long-tailed catalogs.
+    Rp3 {
+        /// Exponent of the transition probabilities.
+        alpha: f32,
+        /// Popularity penalty exponent.
+        beta: f32,
+    },
 }
 
 impl Weighting {
@@ -60,14 +69,45 @@ impl KnnConfig {
 
 /// Column statistics BM25 needs to weight a new vector like the training ones.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Bm25Stats {
+pub(crate) struct Bm25Stats {
     idf: Vec<f32>,
     avg_len: f32,
 }
 
+/// The two sides of the similarity product for `m` (rows = the entities to compare, columns =
+/// their features): `sim(e, e') = Σ_f left[e, f] · right[f, e']`. Symmetric weightings use the
+/// transpose of the weighted matrix as the right side.
+fn sides(m: &Csr, weighting: Weighting) -> (Csr, Csr, Bm25Stats) {
+    if let Weighting::Rp3 { alpha, beta } = weighting {
+        let row_sums: Vec<f32> = (0..m.n_rows() as u32)
+            .map(|r| m.row_data(r).iter().sum())
+            .collect();
+        let left = m.map_values(|r, _, v| (v / row_sums[r as usize]).powf(alpha));
+        let (t, _) = m.transpose();
+        let col_sums: Vec<f32> = (0..t.n_rows() as u32)
+            .map(|f| t.row_data(f).iter().sum())
+            .collect();
+        let right = t.map_values(|f, e, v| {
+            (v / col_sums[f as usize]).powf(alpha) / row_sums[e as usize].powf(beta)
+        });
+        return (left, right, Bm25Stats::default());
+    }
+    let (left, stats) = weigh(m, weighting);
+    let (right, _) = left.transpose();
+    (left, right, stats)
+}
+
 /// Weights the rows of `m` (rows = the entities to compare, columns = their features).
-fn weigh(m: &Csr, weighting: Weighting) -> (Csr, Bm25Stats) {
+pub(crate) fn weigh(m: &Csr, weighting: Weighting) -> (Csr, Bm25Stats) {
     match weighting {
+        // Asymmetric: see `sides`; as a one-sided weighting it is the walk's first step.
+        Weighting::Rp3 { alpha, .. } => {
+            let sums: Vec<f32> = (0..m.n_rows() as u32)
+                .map(|r| m.row_data(r).iter().sum())
+                .collect();
+            let w = m.map_values(|r, _, v| (v / sums[r as usize]).powf(alpha));
+            (w, Bm25Stats::default())
+        }
         Weighting::None => (m.clone(), Bm25Stats::default()),
         Weighting::Cosine => {
             let norms: Vec<f32> = (0..m.n_rows() as u32)
@@ -108,6 +148,9 @@ fn weigh(m: &Csr, weighting: Weighting) -> (Csr, Bm25Stats) {
 fn weigh_query(features: &[u32], weighting: Weighting, stats: &Bm25Stats) -> Vec<f32> {
     match weighting {
         Weighting::None => vec![1.0; features.len()],
+        Weighting::Rp3 { alpha, .. } => {
+            vec![(1.0 / features.len().max(1) as f32).powf(alpha); features.len()]
+        }
         Weighting::Cosine => {
             let w = 1.0 / (features.len().max(1) as f32).sqrt();
             vec![w; features.len()]
@@ -220,9 +263,8 @@ impl ItemKnn {
     /// Computes every item's top-K neighbours (multi-threaded over items).
     pub fn fit(config: &KnnConfig, data: &Interactions, progress: &ProgressBar) -> Result<Self> {
         ensure(config.k > 0, "k", "must be at least 1")?;
-        let (weighted, _) = weigh(data.item_users(), config.weighting);
-        let (transposed, _) = weighted.transpose();
-        let neighbours = all_pairs(&weighted, &transposed, config.k, progress);
+        let (left, right, _) = sides(data.item_users(), config.weighting);
+        let neighbours = all_pairs(&left, &right, config.k, progress);
         Ok(Self {
             n_items: data.n_items(),
             neighbours,
@@ -268,7 +310,8 @@ pub struct UserKnn {
     stats: Bm25Stats,
     neighbours: Neighbours,
     user_items: Csr,
-    /// Weighted item → users, to find neighbours of users unknown at training time.
+    /// Right side of the similarity (item → users), to find neighbours of users unknown at
+    /// training time.
     item_users_weighted: Csr,
 }
 
@@ -276,9 +319,8 @@ impl UserKnn {
     /// Computes every user's top-K neighbours (multi-threaded over users).
     pub fn fit(config: &KnnConfig, data: &Interactions, progress: &ProgressBar) -> Result<Self> {
         ensure(config.k > 0, "k", "must be at least 1")?;
-        let (weighted, stats) = weigh(data.user_items(), config.weighting);
-        let (item_users_weighted, _) = weighted.transpose();
-        let neighbours = all_pairs(&weighted, &item_users_weighted, config.k, progress);
+        let (left, item_users_weighted, stats) = sides(data.user_items(), config.weighting);
+        let neighbours = all_pairs(&left, &item_users_weighted, config.k, progress);
         Ok(Self {
             k: config.k,
             weighting: config.weighting,
@@ -415,6 +457,25 @@ mod tests {
         let expected = 2.2 / (1.2 * norm + 1.0) * stats.idf[1];
         let got = w.row(1).find(|&(u, _)| u == 1).unwrap().1;
         assert!(close(got, expected));
+    }
+
+    #[test]
+    fn rp3_walks_item_user_item_and_discounts_popular_targets() {
+        // From i0 (users u0, u1): P(u|i0) = 1/2 each; u0 goes to i1 w.p. 1/2, u1 to i1 and
+        // i2 w.p. 1/3 each. sim(i0, i1) = 1/2 (1/2 + 1/3) / 3^beta, sim(i0, i2) = 1/6 / 2^beta.
+        let m = tiny();
+        let config = KnnConfig {
+            k: 10,
+            weighting: Weighting::Rp3 {
+                alpha: 1.0,
+                beta: 0.5,
+            },
+        };
+        let model = ItemKnn::fit(&config, &m, &ProgressBar::hidden()).unwrap();
+        let n0 = model.similar_items(0, 10);
+        assert_eq!(n0.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(close(n0[0].1, 5.0 / 12.0 / 3f32.sqrt()));
+        assert!(close(n0[1].1, 1.0 / 6.0 / 2f32.sqrt()));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::algo::{
     AlgoConfig, Interactions, Result,
     als::{AlsConfig, Solver},
     bpr::BprConfig,
-    knn::KnnConfig,
+    knn::{KnnConfig, Weighting},
     popularity::PopularityConfig,
     rules::RulesConfig,
     sequence::SequenceConfig,
@@ -33,6 +33,21 @@ pub fn grid(name: &str, data: &Interactions) -> Result<Vec<AlgoConfig>> {
                 })
                 .collect()
         }
+        AlgoConfig::ItemKnn(KnnConfig {
+            weighting: Weighting::Rp3 { alpha, .. },
+            ..
+        }) => {
+            let mut out = Vec::new();
+            for k in [100, 200] {
+                for beta in [0.0, 0.3, 0.6] {
+                    out.push(AlgoConfig::ItemKnn(KnnConfig {
+                        k,
+                        weighting: Weighting::Rp3 { alpha, beta },
+                    }));
+                }
+            }
+            out
+        }
         AlgoConfig::ItemKnn(c) => [50, 200, 400]
             .iter()
             .map(|&k| AlgoConfig::ItemKnn(KnnConfig { k, ..c.clone() }))
@@ -48,6 +63,20 @@ pub fn grid(name: &str, data: &Interactions) -> Result<Vec<AlgoConfig>> {
                 regularization: 0.1,
                 ..c
             })]
+        }
+        AlgoConfig::Als(c) if c.bm25.is_some() => {
+            // BM25 weights are several times larger than 1: smaller slopes.
+            let mut out = Vec::new();
+            for alpha in [0.3, 1.0, 3.0] {
+                for regularization in [0.1, 1.0] {
+                    out.push(AlgoConfig::Als(AlsConfig {
+                        alpha,
+                        regularization,
+                        ..c.clone()
+                    }));
+                }
+            }
+            out
         }
         AlgoConfig::Als(c) => {
             let mut out = Vec::new();
