@@ -1,0 +1,135 @@
+//! A read-through cache of encoded values: Redis when configured (shared by every replica),
+//! otherwise in-process (bounded, with a time to live).
+//!
+//! The cache is an accelerator, never the source of truth: a Redis error counts as a miss
+//! and is logged, so a Redis outage slows reads down instead of failing them.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::AsyncCommands as _;
+
+use crate::redis::Redis;
+
+/// A cache of one kind of value (e.g. profiles), with its own key prefix and TTL.
+#[derive(Clone)]
+pub struct Cache {
+    backend: Backend,
+    prefix: String,
+    ttl: Duration,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Redis(Redis),
+    Memory(moka::future::Cache<String, Bytes>),
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match self.backend {
+            Backend::Redis(_) => "redis",
+            Backend::Memory(_) => "memory",
+        };
+        f.debug_struct("Cache")
+            .field("backend", &backend)
+            .field("prefix", &self.prefix)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+impl Cache {
+    /// A cache named `name` (part of every key, e.g. `profile:profile`) in Redis when given,
+    /// else in-process holding at most `capacity` entries.
+    pub fn new(redis: Option<&Redis>, name: &str, ttl: Duration, capacity: u64) -> Self {
+        let backend = match redis {
+            Some(redis) => Backend::Redis(redis.clone()),
+            None => Backend::Memory(
+                moka::future::Cache::builder()
+                    .max_capacity(capacity)
+                    .time_to_live(ttl)
+                    .build(),
+            ),
+        };
+        let prefix = match redis {
+            Some(redis) => redis.key(&format!("{name}:")),
+            None => format!("{name}:"),
+        };
+        Self {
+            backend,
+            prefix,
+            ttl,
+        }
+    }
+
+    /// The cached value for `key`, if any.
+    pub async fn get(&self, key: &str) -> Option<Bytes> {
+        let key = format!("{}{key}", self.prefix);
+        match &self.backend {
+            Backend::Memory(cache) => cache.get(&key).await,
+            Backend::Redis(redis) => {
+                let mut conn = redis.conn();
+                match conn.get::<_, Option<Vec<u8>>>(&key).await {
+                    Ok(value) => value.map(Bytes::from),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cache read failed, treating as a miss");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores `value` under `key` for the cache's TTL.
+    pub async fn set(&self, key: &str, value: Bytes) {
+        let key = format!("{}{key}", self.prefix);
+        match &self.backend {
+            Backend::Memory(cache) => cache.insert(key, value).await,
+            Backend::Redis(redis) => {
+                let mut conn = redis.conn();
+                let ttl = self.ttl.as_secs().max(1);
+                if let Err(err) = conn.set_ex::<_, _, ()>(&key, value.as_ref(), ttl).await {
+                    tracing::warn!(error = %err, "cache write failed");
+                }
+            }
+        }
+    }
+
+    /// Drops the entries for `keys` (after the data behind them changed).
+    pub async fn invalidate(&self, keys: &[&str]) {
+        if keys.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = keys.iter().map(|k| format!("{}{k}", self.prefix)).collect();
+        match &self.backend {
+            Backend::Memory(cache) => {
+                for key in &keys {
+                    cache.invalidate(key).await;
+                }
+            }
+            Backend::Redis(redis) => {
+                let mut conn = redis.conn();
+                if let Err(err) = conn.del::<_, ()>(&keys).await {
+                    // A stale entry would outlive the change until its TTL: say so loudly.
+                    tracing::error!(error = %err, "cache invalidation failed");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_cache_stores_and_invalidates() {
+        let cache = Cache::new(None, "t", Duration::from_secs(60), 10);
+        assert_eq!(cache.get("a").await, None);
+        cache.set("a", Bytes::from_static(b"1")).await;
+        assert_eq!(cache.get("a").await, Some(Bytes::from_static(b"1")));
+        cache.invalidate(&["a"]).await;
+        assert_eq!(cache.get("a").await, None);
+    }
+}

@@ -1,0 +1,206 @@
+//! Layered configuration: defaults in code, then an optional TOML file, then environment
+//! variables `TAILOR_<SECTION>__<KEY>` (double underscore between levels).
+//!
+//! Settings structs derive `Deserialize` with `#[serde(default, deny_unknown_fields)]` and
+//! implement `Default`, so every key is optional and a misspelt key is an error that names it.
+//! Secrets are [`SecretString`]: they never appear in `Debug` output or logs.
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::de::DeserializeOwned;
+
+pub use secrecy::{ExposeSecret, SecretString};
+
+/// Exit code for a configuration error (`EX_USAGE` from sysexits.h).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// Environment variable prefix of every Tailor setting.
+pub const ENV_PREFIX: &str = "TAILOR_";
+
+/// A configuration problem, naming the offending key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {reason}")]
+pub struct ConfigError {
+    /// Dotted path of the key, e.g. `profile.server.listen`.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// A bad value for `key`.
+    pub fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Settings that can check themselves before anything binds or connects.
+pub trait Validate {
+    /// Checks every value; `prefix` is the dotted path of this section (empty at the root), so
+    /// errors name the full key.
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError>;
+}
+
+/// Joins a section prefix and a key into a dotted path.
+pub fn key(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Loads `T` from its defaults, the optional TOML `file`, then the process environment
+/// (`TAILOR_…`), and validates it.
+pub fn load<T>(file: Option<&Path>) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Validate,
+{
+    let mut figment = Figment::new();
+    if let Some(file) = file {
+        if !file.exists() {
+            return Err(ConfigError::invalid(
+                "config file",
+                format!("{} does not exist", file.display()),
+            ));
+        }
+        figment = figment.merge(Toml::file(file));
+    }
+    figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+    extract(figment)
+}
+
+/// Loads `T` from TOML text only (tests, examples).
+pub fn from_toml<T>(toml: &str) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Validate,
+{
+    extract(Figment::from(Toml::string(toml)))
+}
+
+fn extract<T>(figment: Figment) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Validate,
+{
+    let settings: T = figment.extract().map_err(|err| {
+        let key = if err.path.is_empty() {
+            "(root)".to_owned()
+        } else {
+            err.path.join(".")
+        };
+        // figment's message repeats the key and, for type errors, the value; keep only the kind
+        // so a secret given with the wrong type is not echoed.
+        ConfigError::invalid(key, describe(&err.kind))
+    })?;
+    settings.validate("")?;
+    Ok(settings)
+}
+
+fn describe(kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+    match kind {
+        Kind::UnknownField(field, expected) => {
+            format!("unknown key `{field}`, expected one of {}", expected.join(", "))
+        }
+        Kind::InvalidType(_, expected) => format!("wrong type, expected {expected}"),
+        Kind::InvalidValue(_, expected) => format!("invalid value, expected {expected}"),
+        Kind::MissingField(field) => format!("missing key `{field}`"),
+        other => other.to_string(),
+    }
+}
+
+/// Fails with a message naming `key` unless `value` lies in `range`.
+pub fn check_range<T>(
+    prefix: &str,
+    name: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), ConfigError>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key(prefix, name),
+            format!(
+                "{value} is out of range {}..={}",
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Inner {
+        port: u16,
+        token: Option<SecretString>,
+    }
+
+    impl Default for Inner {
+        fn default() -> Self {
+            Self {
+                port: 80,
+                token: None,
+            }
+        }
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Root {
+        inner: Inner,
+    }
+
+    impl Validate for Root {
+        fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+            check_range(&key(prefix, "inner"), "port", self.inner.port, 1..=1024)
+        }
+    }
+
+    #[test]
+    fn defaults_apply_when_keys_are_missing() {
+        let root: Root = from_toml("").unwrap();
+        assert_eq!(root.inner.port, 80);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = from_toml::<Root>("[inner]\nprot = 1\n").unwrap_err();
+        assert_eq!(err.key, "inner.prot");
+        assert!(err.reason.contains("unknown key"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_without_echoing_the_value() {
+        let err = from_toml::<Root>("[inner]\ntoken = 12345678\n").unwrap_err();
+        assert_eq!(err.key, "inner.token");
+        assert!(!err.to_string().contains("12345678"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let err = from_toml::<Root>("[inner]\nport = 5000\n").unwrap_err();
+        assert_eq!(err.key, "inner.port");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let root: Root = from_toml("[inner]\ntoken = \"hunter2\"\n").unwrap();
+        assert!(!format!("{root:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,294 @@
+//! Database access shared by every service: connect by URL to SQLite (the embedded default,
+//! one file per service, WAL mode) or PostgreSQL, apply the service's migrations together
+//! with the kit's own tables (outbox, processed events), and open write transactions.
+//!
+//! Stores run the same SQL on both backends through `sqlx::Any`, with `$1` placeholders and
+//! portable column types (integers, floats, text, blobs; timestamps as integer microseconds).
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, Migrator};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+use crate::config::{ConfigError, Validate, check_range, key};
+
+/// The kit's own tables (outbox, processed events), migrated with every service's schema.
+static KIT_SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+static KIT_POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database engine a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file: the embedded default.
+    Sqlite,
+    /// A PostgreSQL database: production.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a URL selects.
+    pub fn of_url(url: &str) -> Result<Self, String> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Self::Postgres)
+        } else {
+            Err("must start with sqlite:// or postgres://".to_owned())
+        }
+    }
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://path/to/file.db` or `postgres://user:password@host:port/database`.
+    pub url: SecretString,
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+    /// How long to wait for a connection before failing the request.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+}
+
+impl DatabaseSettings {
+    /// Settings for a SQLite file (the embedded default).
+    pub fn sqlite(path: &str) -> Self {
+        Self {
+            url: SecretString::from(format!("sqlite://{path}")),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("sqlite://data/tailor.db"),
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Validate for DatabaseSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        Backend::of_url(self.url.expose_secret())
+            .map_err(|reason| ConfigError::invalid(key(prefix, "url"), reason))?;
+        check_range(prefix, "max_connections", self.max_connections, 1..=1000)?;
+        Ok(())
+    }
+}
+
+/// A service's migrations, one directory per backend (same schema, each backend's DDL).
+pub struct Migrations {
+    /// `migrations/sqlite`, via `sqlx::migrate!`.
+    pub sqlite: &'static Migrator,
+    /// `migrations/postgres`, via `sqlx::migrate!`.
+    pub postgres: &'static Migrator,
+}
+
+/// A connection pool and the backend it talks to. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects (retrying briefly, so a database that starts alongside us is waited for).
+    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        install_drivers();
+        let url = settings.url.expose_secret();
+        let backend = Backend::of_url(url).map_err(|reason| anyhow::anyhow!("database url {reason}"))?;
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite_url(url)?,
+            Backend::Postgres => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url).context("parsing the database url")?;
+        let pool_options = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed while one writer commits; NORMAL
+                        // synchronisation is durable across process crashes in WAL mode.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            });
+        let mut attempt = 0;
+        let pool = loop {
+            match pool_options.clone().connect_with(options.clone()).await {
+                Ok(pool) => break pool,
+                Err(err) if attempt < 10 => {
+                    attempt += 1;
+                    tracing::warn!(error = %err, attempt, "database not reachable yet, retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(err) => return Err(err).context("connecting to the database"),
+            }
+        };
+        Ok(Self { pool, backend })
+    }
+
+    /// Applies the kit's tables and the service's migrations for this backend.
+    pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
+        let (kit, service) = match self.backend {
+            Backend::Sqlite => (&KIT_SQLITE, migrations.sqlite),
+            Backend::Postgres => (&KIT_POSTGRES, migrations.postgres),
+        };
+        let mut all: Vec<Migration> = kit.iter().chain(service.iter()).cloned().collect();
+        all.sort_by_key(|m| m.version);
+        let migrator = Migrator::with_migrations(all);
+        migrator.run(&self.pool).await.context("applying migrations")?;
+        Ok(())
+    }
+
+    /// The pool, for reads and single statements.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The backend behind the pool.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later can fail
+    /// with SQLITE_BUSY when another writer committed in between, without waiting.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// `FOR UPDATE` on PostgreSQL, nothing on SQLite (whose write transactions hold the
+    /// database lock anyway): appended to a read whose rows the transaction will rewrite.
+    pub fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// Checks the database answers (health checks).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    /// Closes every connection (shutdown, tests).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `($1, $2, $3), ($4, $5, $6), …` for a multi-row `VALUES` list of `rows` rows of `columns`
+/// columns, numbering from `$first`.
+pub fn values_placeholders(rows: usize, columns: usize, first: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    let mut n = first;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&n.to_string());
+            n += 1;
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// `$first, $first+1, …` for an `IN (…)` list of `count` values.
+pub fn list_placeholders(count: usize, first: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Largest number of bind parameters one statement may carry on both backends
+/// (PostgreSQL's protocol limit is 65535, SQLite's default 32766).
+pub const MAX_BIND_PARAMETERS: usize = 32_000;
+
+fn install_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+/// Creates the file's directory and lets SQLite create the file.
+fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" {
+        anyhow::bail!("an in-memory SQLite database cannot be shared by a pool; give a file path");
+    }
+    if let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut params: Vec<Cow<'_, str>> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(Cow::Borrowed)
+        .collect();
+    if !params.iter().any(|p| p.starts_with("mode=")) {
+        params.push(Cow::Borrowed("mode=rwc"));
+    }
+    Ok(format!("sqlite://{path}?{}", params.join("&")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_rows_and_columns() {
+        assert_eq!(values_placeholders(2, 2, 1), "($1, $2), ($3, $4)");
+        assert_eq!(values_placeholders(1, 3, 5), "($5, $6, $7)");
+        assert_eq!(list_placeholders(3, 2), "$2, $3, $4");
+    }
+
+    #[test]
+    fn sqlite_urls_get_create_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/x.db");
+        let url = prepare_sqlite_url(&format!("sqlite://{}", path.display())).unwrap();
+        assert!(url.ends_with("?mode=rwc"), "{url}");
+        assert!(path.parent().unwrap().exists());
+        assert!(prepare_sqlite_url("sqlite::memory:").is_err());
+    }
+
+    #[test]
+    fn backend_is_chosen_by_url() {
+        assert_eq!(Backend::of_url("sqlite://a.db"), Ok(Backend::Sqlite));
+        assert_eq!(Backend::of_url("postgres://h/db"), Ok(Backend::Postgres));
+        assert!(Backend::of_url("mysql://h/db").is_err());
+    }
+}
