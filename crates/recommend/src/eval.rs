@@ -20,6 +20,7 @@ pub mod grid;
 pub mod input;
 pub mod memory;
 pub mod metrics;
+pub mod numpy_rng;
 mod report;
 pub mod split;
 

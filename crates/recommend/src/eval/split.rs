@@ -2,18 +2,16 @@
 //! a split that the baseline dumped (`--dump-split DIR`).
 //!
 //! Every user with at least 5 interactions holds out `floor(0.2 n)` of them (at least 1):
-//! `random` picks them with a seeded RNG, `time` takes the latest (ties by item id). Users with
-//! fewer interactions stay entirely in training. The random picks are this crate's own RNG,
-//! not numpy's, so they are the same rule but not the same pairs as the baseline's; score
-//! on `--split-dir` to compare on identical pairs.
+//! `random` picks them with numpy's generator (a bit-exact port, [`numpy_rng`](super::numpy_rng)),
+//! so with ids numbered like `np.unique` the held-out pairs are the baseline's own; `time` takes
+//! the latest (ties by item id). Users with fewer interactions stay entirely in training.
 
 use std::path::Path;
 
 use clap::ValueEnum;
-use rand::{SeedableRng, rngs::StdRng, seq::index::sample};
 use serde::Serialize;
 
-use super::{EvalError, input::read_table};
+use super::{EvalError, input::read_table, numpy_rng::Pcg64};
 use crate::algo::{IdMap, Interactions, InteractionsBuilder, ItemIdx, Merge, UserIdx};
 
 /// How held-out interactions are chosen.
@@ -54,7 +52,7 @@ pub fn held_out(n: usize) -> usize {
 
 /// Splits `data` per the protocol.
 pub fn split(data: &Interactions, mode: SplitMode, seed: u64) -> Split {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = Pcg64::new(seed);
     let mut train = InteractionsBuilder::with_ids(data.users.clone(), data.items.clone());
     let mut test = Vec::new();
     for u in 0..data.n_users() as UserIdx {
@@ -66,8 +64,10 @@ pub fn split(data: &Interactions, mode: SplitMode, seed: u64) -> Split {
         let mut is_test = vec![false; n];
         match mode {
             SplitMode::Random => {
-                for k in sample(&mut rng, n, n_test) {
-                    is_test[k] = true;
+                if n_test > 0 {
+                    for k in rng.choice_without_replacement(n, n_test) {
+                        is_test[k] = true;
+                    }
                 }
             }
             SplitMode::Time => {
