@@ -123,7 +123,10 @@ impl Validate for AuthSettings {
             })?;
         }
         if self.token_ttl < Duration::from_secs(60) {
-            return Err(ConfigError::invalid(key(prefix, "token_ttl"), "must be at least 60s"));
+            return Err(ConfigError::invalid(
+                key(prefix, "token_ttl"),
+                "must be at least 60s",
+            ));
         }
         Ok(())
     }
@@ -214,7 +217,9 @@ impl Caller {
         if self.user.is_none() && self.scopes.contains(scope) {
             Ok(())
         } else {
-            Err(AuthError::PermissionDenied(format!("requires scope {scope}")))
+            Err(AuthError::PermissionDenied(format!(
+                "requires scope {scope}"
+            )))
         }
     }
 
@@ -298,14 +303,14 @@ impl Verifier {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = self.leeway;
-        let data = jsonwebtoken::decode::<ServiceClaims>(token, key, &validation).map_err(|err| {
-            match err.kind() {
+        let data = jsonwebtoken::decode::<ServiceClaims>(token, key, &validation).map_err(
+            |err| match err.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                     AuthError::Unauthenticated("expired service credential")
                 }
                 _ => INVALID,
-            }
-        })?;
+            },
+        )?;
         if bound_service.is_some_and(|service| service != data.claims.sub) {
             return Err(INVALID);
         }
@@ -353,7 +358,10 @@ impl Authenticate {
 }
 
 impl tonic::service::Interceptor for Authenticate {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         let caller = self.verifier.authenticate(request.metadata())?;
         caller.require_service()?;
         request.extensions_mut().insert(caller);
@@ -396,8 +404,10 @@ impl TokenIssuer {
     pub fn new(settings: &AuthSettings, service: &str, scopes: &[&str]) -> anyhow::Result<Self> {
         let (key, header) = match &settings.signing_key_file {
             Some(file) => {
-                let alg = parse_asymmetric(&settings.signing_algorithm).map_err(anyhow::Error::msg)?;
-                let pem = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+                let alg =
+                    parse_asymmetric(&settings.signing_algorithm).map_err(anyhow::Error::msg)?;
+                let pem =
+                    std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
                 let key = match alg {
                     Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem)?,
                     _ => EncodingKey::from_ec_pem(&pem)?,
@@ -517,8 +527,13 @@ mod tests {
         let issuer = TokenIssuer::new(&settings(), "gateway", &["profile:write"]).unwrap();
         let verifier = Verifier::new(&settings()).unwrap();
         let (token, _) = issuer.mint().unwrap();
-        let caller = verifier.authenticate(&metadata(Some(&token), Some("u1"))).unwrap();
-        assert_eq!(caller, Caller::service("gateway", &["profile:write"], Some("u1")));
+        let caller = verifier
+            .authenticate(&metadata(Some(&token), Some("u1")))
+            .unwrap();
+        assert_eq!(
+            caller,
+            Caller::service("gateway", &["profile:write"], Some("u1"))
+        );
     }
 
     #[test]
@@ -533,7 +548,9 @@ mod tests {
     #[test]
     fn a_forged_token_is_rejected() {
         let mut other = settings();
-        other.service_secret = Some(SecretString::from("another-secret-that-is-long-enough-0123"));
+        other.service_secret = Some(SecretString::from(
+            "another-secret-that-is-long-enough-0123",
+        ));
         let forged = TokenIssuer::new(&other, "gateway", &["profile:read"]).unwrap();
         let verifier = Verifier::new(&settings()).unwrap();
         let (token, _) = forged.mint().unwrap();
@@ -541,7 +558,11 @@ mod tests {
             verifier.authenticate(&metadata(Some(&token), None)),
             Err(AuthError::Unauthenticated("invalid service credential"))
         );
-        assert!(verifier.authenticate(&metadata(Some("not.a.jwt"), None)).is_err());
+        assert!(
+            verifier
+                .authenticate(&metadata(Some("not.a.jwt"), None))
+                .is_err()
+        );
     }
 
     #[test]
@@ -572,7 +593,11 @@ mod tests {
         let issuer = TokenIssuer::new(&other, "gateway", &[]).unwrap();
         let (token, _) = issuer.mint().unwrap();
         let verifier = Verifier::new(&settings()).unwrap();
-        assert!(verifier.authenticate(&metadata(Some(&token), None)).is_err());
+        assert!(
+            verifier
+                .authenticate(&metadata(Some(&token), None))
+                .is_err()
+        );
     }
 
     #[test]

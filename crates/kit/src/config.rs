@@ -105,7 +105,10 @@ fn describe(kind: &figment::error::Kind) -> String {
     use figment::error::Kind;
     match kind {
         Kind::UnknownField(field, expected) => {
-            format!("unknown key `{field}`, expected one of {}", expected.join(", "))
+            format!(
+                "unknown key `{field}`, expected one of {}",
+                expected.join(", ")
+            )
         }
         Kind::InvalidType(_, expected) => format!("wrong type, expected {expected}"),
         Kind::InvalidValue(_, expected) => format!("invalid value, expected {expected}"),

@@ -107,7 +107,8 @@ impl Db {
     pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
         install_drivers();
         let url = settings.url.expose_secret();
-        let backend = Backend::of_url(url).map_err(|reason| anyhow::anyhow!("database url {reason}"))?;
+        let backend =
+            Backend::of_url(url).map_err(|reason| anyhow::anyhow!("database url {reason}"))?;
         let url = match backend {
             Backend::Sqlite => prepare_sqlite_url(url)?,
             Backend::Postgres => url.to_owned(),
@@ -154,7 +155,10 @@ impl Db {
         let mut all: Vec<Migration> = kit.iter().chain(service.iter()).cloned().collect();
         all.sort_by_key(|m| m.version);
         let migrator = Migrator::with_migrations(all);
-        migrator.run(&self.pool).await.context("applying migrations")?;
+        migrator
+            .run(&self.pool)
+            .await
+            .context("applying migrations")?;
         Ok(())
     }
 
@@ -189,7 +193,10 @@ impl Db {
 
     /// Checks the database answers (health checks).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// Closes every connection (shutdown, tests).

@@ -97,7 +97,10 @@ impl Redis {
 
     /// A connection of its own, for blocking reads (`XREADGROUP … BLOCK`) that would stall
     /// every other command pipelined on the shared one.
-    pub async fn dedicated(&self, response_timeout: Duration) -> redis::RedisResult<ConnectionManager> {
+    pub async fn dedicated(
+        &self,
+        response_timeout: Duration,
+    ) -> redis::RedisResult<ConnectionManager> {
         self.client
             .get_connection_manager_with_config(manager_config(response_timeout))
             .await

@@ -80,7 +80,12 @@ impl TelemetrySettings {
 
 impl Validate for TelemetrySettings {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        check_range(prefix, "trace_sample_ratio", self.trace_sample_ratio, 0.0..=1.0)?;
+        check_range(
+            prefix,
+            "trace_sample_ratio",
+            self.trace_sample_ratio,
+            0.0..=1.0,
+        )?;
         EnvFilter::try_new(&self.log_filter).map_err(|err| {
             ConfigError::invalid(crate::config::key(prefix, "log_filter"), err.to_string())
         })?;
@@ -123,7 +128,9 @@ impl Drop for TelemetryGuard {
 /// OpenTelemetry `service.name`). Call once, inside the Tokio runtime, before serving.
 pub fn init(service_name: &str, settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build();
     let endpoint = settings.effective_otlp_endpoint();
 
     let mut tracer_provider = SdkTracerProvider::builder()
@@ -166,8 +173,8 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> anyhow::Result<
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.log_filter))
         .context("log filter")?;
-    let otel_layer = tracing_opentelemetry::layer()
-        .with_tracer(tracer_provider.tracer(service_name.to_owned()));
+    let otel_layer =
+        tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer(service_name.to_owned()));
     let json = match settings.log_format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,

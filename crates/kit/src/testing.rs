@@ -63,7 +63,9 @@ pub struct TestDb {
 
 impl std::fmt::Debug for TestDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestDb").field("label", &self.label).finish_non_exhaustive()
+        f.debug_struct("TestDb")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
     }
 }
 
@@ -141,7 +143,10 @@ impl Drop for TestDb {
         };
         // Drop runs inside the test's runtime, which cannot block: use a thread of our own.
         let handle = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async move {
@@ -161,7 +166,9 @@ impl Drop for TestDb {
 
 /// `url` with its database name replaced by `name`.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let base = match base[scheme_end..].find('/') {
         Some(slash) => &base[..scheme_end + slash],
@@ -204,9 +211,16 @@ impl Drop for TestRedis {
         let url = self.url.expose_secret().to_owned();
         let pattern = format!("{}*", self.namespace);
         let handle = std::thread::spawn(move || {
-            let Ok(client) = redis::Client::open(url) else { return };
-            let Ok(mut conn) = client.get_connection() else { return };
-            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn).unwrap_or_default();
+            let Ok(client) = redis::Client::open(url) else {
+                return;
+            };
+            let Ok(mut conn) = client.get_connection() else {
+                return;
+            };
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query(&mut conn)
+                .unwrap_or_default();
             if !keys.is_empty() {
                 let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&keys).query(&mut conn);
             }
@@ -304,6 +318,9 @@ mod tests {
             with_database("postgres://u:p@h/test?sslmode=disable", "x"),
             "postgres://u:p@h/x?sslmode=disable"
         );
-        assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
+        assert_eq!(
+            with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
     }
 }

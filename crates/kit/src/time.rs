@@ -56,8 +56,20 @@ mod tests {
 
     #[test]
     fn malformed_timestamps_are_refused() {
-        assert_eq!(from_timestamp(&Timestamp { seconds: 1, nanos: -1 }), None);
-        assert_eq!(from_timestamp(&Timestamp { seconds: i64::MAX, nanos: 0 }), None);
+        assert_eq!(
+            from_timestamp(&Timestamp {
+                seconds: 1,
+                nanos: -1
+            }),
+            None
+        );
+        assert_eq!(
+            from_timestamp(&Timestamp {
+                seconds: i64::MAX,
+                nanos: 0
+            }),
+            None
+        );
     }
 
     #[test]

@@ -104,7 +104,16 @@ pub async fn run(
                 }
             };
             backoff = Duration::from_millis(100);
-            if let Err(err) = process_batch(&db, &spec, handler.as_ref(), &settings, &mut subscription, batch).await {
+            if let Err(err) = process_batch(
+                &db,
+                &spec,
+                handler.as_ref(),
+                &settings,
+                &mut subscription,
+                batch,
+            )
+            .await
+            {
                 tracing::warn!(error = %err, topic = %spec.topic, "acknowledging events failed; they will be redelivered");
             }
             if last_prune.elapsed() > Duration::from_secs(3600) {
@@ -130,7 +139,10 @@ async fn process_batch(
             Outcome::Poison(reason) => subscription.dead_letter(delivery, &reason).await?,
             Outcome::Failed(err) if delivery.attempts >= settings.max_attempts => {
                 subscription
-                    .dead_letter(delivery, &format!("failed {} times: {err:#}", delivery.attempts))
+                    .dead_letter(
+                        delivery,
+                        &format!("failed {} times: {err:#}", delivery.attempts),
+                    )
                     .await?;
             }
             Outcome::Failed(err) => {
@@ -186,11 +198,12 @@ async fn process(db: &Db, group: &str, handler: &dyn Handler, delivery: &Deliver
 
 async fn prune(db: &Db, group: &str, retention: Duration) {
     let cutoff = now_micros() - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX / 2);
-    let pruned = sqlx::query("DELETE FROM processed_event WHERE consumer_group = $1 AND processed_at < $2")
-        .bind(group)
-        .bind(cutoff)
-        .execute(db.pool())
-        .await;
+    let pruned =
+        sqlx::query("DELETE FROM processed_event WHERE consumer_group = $1 AND processed_at < $2")
+            .bind(group)
+            .bind(cutoff)
+            .execute(db.pool())
+            .await;
     if let Err(err) = pruned {
         tracing::warn!(error = %err, "pruning processed event ids failed");
     }

@@ -62,11 +62,20 @@ impl Topic {
     fn trim(&mut self) {
         let keep_from = if self.groups.is_empty() {
             let excess = self.messages.len().saturating_sub(UNSUBSCRIBED_CAPACITY);
-            self.messages.get(excess).map_or(self.next_id, |(id, _)| *id)
+            self.messages
+                .get(excess)
+                .map_or(self.next_id, |(id, _)| *id)
         } else {
             self.groups
                 .values()
-                .map(|g| g.pending.keys().next().copied().unwrap_or(g.next).min(g.next))
+                .map(|g| {
+                    g.pending
+                        .keys()
+                        .next()
+                        .copied()
+                        .unwrap_or(g.next)
+                        .min(g.next)
+                })
                 .min()
                 .unwrap_or(self.next_id)
         };
@@ -90,7 +99,9 @@ impl MemoryBus {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Topic>> {
         // A panic while holding the lock cannot leave a topic half-updated in a way that
         // matters more than losing the bus, so keep going with the data.
-        self.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.topics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(super) fn publish(&self, topic: &str, payloads: &[Bytes]) {
@@ -107,12 +118,17 @@ impl MemoryBus {
 
     pub(super) fn subscribe(&self, topic_name: &str, group: &str) -> MemorySubscription {
         let mut topics = self.lock();
-        let topic = topics.entry(topic_name.to_owned()).or_insert_with(Topic::new);
+        let topic = topics
+            .entry(topic_name.to_owned())
+            .or_insert_with(Topic::new);
         let oldest = topic.messages.front().map_or(topic.next_id, |(id, _)| *id);
-        topic.groups.entry(group.to_owned()).or_insert_with(|| Group {
-            next: oldest,
-            pending: BTreeMap::new(),
-        });
+        topic
+            .groups
+            .entry(group.to_owned())
+            .or_insert_with(|| Group {
+                next: oldest,
+                pending: BTreeMap::new(),
+            });
         MemorySubscription {
             bus: self.clone(),
             topic: topic_name.to_owned(),
@@ -225,8 +241,10 @@ impl MemorySubscription {
 
     pub(super) fn dead_letter(&mut self, delivery: &Delivery, reason: &str) {
         tracing::error!(topic = %self.topic, id = %delivery.id, reason, "event moved to the dead-letter stream");
-        self.bus
-            .publish(&format!("{}.dead", self.topic), std::slice::from_ref(&delivery.payload));
+        self.bus.publish(
+            &format!("{}.dead", self.topic),
+            std::slice::from_ref(&delivery.payload),
+        );
         self.ack(std::slice::from_ref(&delivery.id));
     }
 }

@@ -23,13 +23,15 @@ pub async fn enqueue(
     topic: &str,
     envelope: &EventEnvelope,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO outbox (topic, event_id, envelope, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(topic)
-        .bind(&envelope.event_id)
-        .bind(envelope.encode_to_vec())
-        .bind(now_micros())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO outbox (topic, event_id, envelope, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(topic)
+    .bind(&envelope.event_id)
+    .bind(envelope.encode_to_vec())
+    .bind(now_micros())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -101,10 +103,12 @@ impl Relay {
     /// Publishes one batch of outbox rows; returns how many.
     pub async fn relay_once(&self) -> anyhow::Result<usize> {
         let limit = i64::try_from(self.settings.relay_batch).unwrap_or(500);
-        let rows = sqlx::query("SELECT outbox_id, topic, envelope FROM outbox ORDER BY outbox_id LIMIT $1")
-            .bind(limit)
-            .fetch_all(self.db.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT outbox_id, topic, envelope FROM outbox ORDER BY outbox_id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
         if rows.is_empty() {
             return Ok(0);
         }

@@ -14,8 +14,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::streams::{
-    StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply,
-    StreamReadReply,
+    StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply, StreamReadReply,
 };
 use tokio::time::Instant;
 
@@ -37,7 +36,9 @@ pub struct RedisBus {
 
 impl std::fmt::Debug for RedisBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBus").field("redis", &self.redis).finish_non_exhaustive()
+        f.debug_struct("RedisBus")
+            .field("redis", &self.redis)
+            .finish_non_exhaustive()
     }
 }
 
@@ -62,7 +63,12 @@ impl RedisBus {
         let key = self.redis.key(topic);
         let mut pipe = redis::pipe();
         for payload in payloads {
-            pipe.cmd("XADD").arg(&key).arg("*").arg(FIELD).arg(payload.as_ref()).ignore();
+            pipe.cmd("XADD")
+                .arg(&key)
+                .arg("*")
+                .arg(FIELD)
+                .arg(payload.as_ref())
+                .ignore();
         }
         let mut conn = self.redis.conn();
         pipe.query_async::<()>(&mut conn)
@@ -266,7 +272,11 @@ impl RedisSubscription {
                 // A full pass over the pending list is done; rest until the next one is due.
                 self.last_reclaim = Some(Instant::now());
             }
-            let claimed: Vec<StreamId> = reply.claimed.into_iter().filter(|e| !e.map.is_empty()).collect();
+            let claimed: Vec<StreamId> = reply
+                .claimed
+                .into_iter()
+                .filter(|e| !e.map.is_empty())
+                .collect();
             if !claimed.is_empty() {
                 tracing::info!(stream = %self.key, group = %self.group, count = claimed.len(), "reclaimed messages from a silent consumer");
                 let attempts = self.attempts(&claimed).await?;
@@ -328,7 +338,11 @@ impl RedisSubscription {
         Ok(())
     }
 
-    pub(super) async fn dead_letter(&mut self, delivery: &Delivery, reason: &str) -> anyhow::Result<()> {
+    pub(super) async fn dead_letter(
+        &mut self,
+        delivery: &Delivery,
+        reason: &str,
+    ) -> anyhow::Result<()> {
         tracing::error!(stream = %self.key, id = %delivery.id, reason, "event moved to the dead-letter stream");
         let mut conn = self.redis.conn();
         redis::cmd("XADD")

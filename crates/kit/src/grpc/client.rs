@@ -145,7 +145,9 @@ impl tower::Service<http::Request<tonic::body::Body>> for Outbound {
             async move {
                 let token = token.map_err(|err| -> BoxError { err.into() })?;
                 let value = HeaderValue::from_str(&format!("Bearer {token}"))?;
-                request.headers_mut().insert(http::header::AUTHORIZATION, value);
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, value);
                 inner.call(request).await.map_err(Into::into)
             }
             .instrument(span),

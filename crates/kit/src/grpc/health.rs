@@ -51,7 +51,12 @@ impl Check {
 
 /// Probes `checks` every `interval` and keeps `health` in step, until `stop` is cancelled.
 /// The first probe runs at once, so a healthy server turns SERVING right after start.
-pub async fn watch(health: Health, checks: Vec<Check>, interval: Duration, stop: CancellationToken) {
+pub async fn watch(
+    health: Health,
+    checks: Vec<Check>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
     let mut serving = None;
     loop {
         let mut failed = None;
@@ -72,7 +77,9 @@ pub async fn watch(health: Health, checks: Vec<Check>, interval: Duration, stop:
         let now_serving = failed.is_none();
         if serving != Some(now_serving) && !stop.is_cancelled() {
             match &failed {
-                None => tracing::info!(services = ?health.services(), "dependencies ready: SERVING"),
+                None => {
+                    tracing::info!(services = ?health.services(), "dependencies ready: SERVING")
+                }
                 Some((name, err)) => {
                     tracing::warn!(dependency = name, error = %err, "dependency down: NOT_SERVING");
                 }

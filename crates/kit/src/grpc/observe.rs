@@ -61,8 +61,8 @@ impl ObserveLayer {
                     .with_unit("s")
                     .with_description("Time from request to the end of the response")
                     .with_boundaries(vec![
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                        2.5, 5.0, 10.0,
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0, 10.0,
                     ])
                     .build(),
             }),
@@ -120,7 +120,12 @@ impl Finish {
 fn is_server_error(code: Code) -> bool {
     matches!(
         code,
-        Code::Unknown | Code::DeadlineExceeded | Code::Unimplemented | Code::Internal | Code::Unavailable | Code::DataLoss
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
     )
 }
 
@@ -195,7 +200,10 @@ where
                         };
                         Ok(http::Response::from_parts(
                             parts,
-                            ObservedBody { inner: body, finish },
+                            ObservedBody {
+                                inner: body,
+                                finish,
+                            },
                         ))
                     }
                     Err(err) => {

@@ -61,7 +61,12 @@ impl Default for ServerSettings {
 
 impl Validate for ServerSettings {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        check_range(prefix, "concurrency_limit", self.concurrency_limit, 1..=1_000_000)?;
+        check_range(
+            prefix,
+            "concurrency_limit",
+            self.concurrency_limit,
+            1..=1_000_000,
+        )?;
         check_range(
             prefix,
             "max_message_bytes",
@@ -164,7 +169,9 @@ pub async fn serve(
         .layer(tower::load_shed::LoadShedLayer::new())
         // One budget across all connections: a per-connection limit would let many
         // connections overload us.
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(settings.concurrency_limit))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            settings.concurrency_limit,
+        ))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stop);
     let grace = settings.shutdown_grace;
@@ -176,7 +183,10 @@ pub async fn serve(
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result.context("serving gRPC"),
         Err(_) => {
-            tracing::warn!(?grace, "in-flight RPCs did not finish within the grace period");
+            tracing::warn!(
+                ?grace,
+                "in-flight RPCs did not finish within the grace period"
+            );
             Ok(())
         }
     }
