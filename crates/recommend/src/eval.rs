@@ -13,8 +13,11 @@
 //! set; the chosen configuration is then refit on the full training set, and only that fit
 //! is timed and measured.
 //!
-//! `--split-dir DIR` reads the exact pairs `recsys_baseline.py --dump-split DIR` wrote, so
-//! both tools are scored on identical data; `--input` is then not needed.
+//! The random split draws with a bit-exact port of numpy's `default_rng(seed).choice`, and ids
+//! are numbered like `np.unique`, so `--split random --seed 42` holds out the same pairs as the
+//! baseline. `--split-dir DIR` instead reads the pairs `recsys_baseline.py --dump-split DIR`
+//! wrote (`--input` is then not needed), which guarantees identical data whatever the file
+//! format; pass `--split time` with a time-split directory so validation also splits by time.
 
 pub mod grid;
 pub mod input;
@@ -90,7 +93,7 @@ pub struct EvalArgs {
     /// order.
     #[arg(long, value_enum, default_value_t = SplitMode::Random)]
     pub split: SplitMode,
-    /// Seed of the random split; the validation split uses seed + 1.
+    /// Seed of the random split (numpy-compatible); the validation split uses seed + 1.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Algorithms to evaluate, by name.

@@ -14,8 +14,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Csr, Interactions, ItemIdx, Query, Recommender, Result, UserIdx, ensure,
-    topk::{TopK, top_k_of},
+    Csr, Interactions, ItemIdx, Query, Recommender, Result, UserIdx, ensure, topk::top_k_of,
 };
 
 /// How interaction vectors are weighted before their dot products.
@@ -219,11 +218,13 @@ pub(crate) fn all_pairs(rows: &Csr, cols: &Csr, k: usize, progress: &ProgressBar
     let n = rows.n_rows();
     progress.set_length(n as u64);
     progress.set_position(0);
+    // Best first; ties to the lower id, so lists are deterministic.
+    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     let lists: Vec<Vec<(u32, f32)>> = (0..n as u32)
         .into_par_iter()
         .map_init(
-            || (vec![0f32; n], Vec::<u32>::new()),
-            |(acc, touched), e| {
+            || (vec![0f32; n], Vec::<u32>::new(), Vec::<(u32, f32)>::new()),
+            |(acc, touched, candidates), e| {
                 for (f, w1) in rows.row(e) {
                     for (e2, w2) in cols.row(f) {
                         let slot = &mut acc[e2 as usize];
@@ -233,18 +234,25 @@ pub(crate) fn all_pairs(rows: &Csr, cols: &Csr, k: usize, progress: &ProgressBar
                         *slot += w1 * w2;
                     }
                 }
-                let mut top = TopK::new(k);
+                candidates.clear();
                 for &e2 in touched.iter() {
                     let s = std::mem::take(&mut acc[e2 as usize]);
                     if e2 != e && s > 0.0 {
-                        top.push(e2, s);
+                        candidates.push((e2, s));
                     }
                 }
                 touched.clear();
+                // Linear-time selection, then a sort of the k kept: cheaper than a heap when
+                // an item has thousands of co-occurring items.
+                if candidates.len() > k {
+                    candidates.select_nth_unstable_by(k - 1, order);
+                    candidates.truncate(k);
+                }
+                candidates.sort_unstable_by(order);
                 if e % 256 == 0 {
                     progress.inc(256);
                 }
-                top.into_sorted()
+                candidates.clone()
             },
         )
         .collect();

@@ -2,9 +2,11 @@
 //! `/proc/self/statm` while the fit runs; the delta is the peak minus the RSS just before.
 //!
 //! Unlike the baseline we cannot fork a fresh child per model (no `unsafe`), so fits run
-//! in-process one after another. Freed memory usually goes back to the OS (large blocks are
-//! `mmap`ed), but pages the allocator keeps from an earlier fit can make a later delta
-//! smaller than the model's true need; the report also gives each model's own heap size.
+//! in-process one after another, and pages glibc's allocator kept from earlier fits (tuning
+//! fits, other algorithms) can be reused and hide part of a later fit's need. Run with
+//! `MALLOC_MMAP_THRESHOLD_=131072`, which makes glibc return every large block to the OS on
+//! free, for deltas that compare with the baseline's; the report also gives each model's
+//! persisted size.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
