@@ -395,6 +395,23 @@ mod tests {
     }
 
     #[test]
+    fn file_order_is_time_unless_a_timestamp_column_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain.txt");
+        std::fs::write(&plain, "u b\nu a\nu b\n").unwrap();
+        let m = load_interactions(&plain).unwrap();
+        // The repeated "b" keeps its latest position, so "a" came first.
+        let id = |x: &str| m.items.get(x).unwrap();
+        assert_eq!(m.user_sequence(0), vec![id("a"), id("b")]);
+        let timed = dir.path().join("timed.tsv");
+        std::fs::write(&timed, "u\ta\t1\t20\nu\tb\t1\t10\n").unwrap();
+        let m = load_interactions(&timed).unwrap();
+        let id = |x: &str| m.items.get(x).unwrap();
+        assert_eq!(m.user_sequence(0), vec![id("b"), id("a")]);
+        assert_eq!(m.user_items().values(), &[1.0, 1.0]);
+    }
+
+    #[test]
     fn missing_input_is_a_usage_error() {
         let err = run(&EvalArgs::default(), &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("--input"));

@@ -107,6 +107,19 @@ mod tests {
         assert!(top_k_dense(&scores, 0).is_empty());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn matches_a_full_sort(scores in proptest::collection::vec(-5i8..5, 0..60), k in 0usize..12) {
+            // Small integers force many ties, the case the threshold shortcut must get right.
+            let scores: Vec<f32> = scores.into_iter().map(f32::from).collect();
+            let mut all: Vec<(ItemIdx, f32)> =
+                scores.iter().enumerate().map(|(i, &s)| (i as ItemIdx, s)).collect();
+            all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            all.truncate(k);
+            proptest::prop_assert_eq!(top_k_dense(&scores, k), all);
+        }
+    }
+
     #[test]
     fn candidates_restrict_the_selection() {
         let scores = [3.0, 2.0, 1.0];

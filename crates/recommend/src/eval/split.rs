@@ -217,6 +217,35 @@ mod tests {
         assert!(differs);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn splits_partition_every_users_interactions(
+            counts in proptest::collection::vec(1usize..30, 1..20),
+            seed in 0u64..1000,
+            time in proptest::bool::ANY,
+        ) {
+            let mut b = InteractionsBuilder::new();
+            let mut t = 0;
+            for (u, &n) in counts.iter().enumerate() {
+                for i in 0..n {
+                    b.push(&u.to_string(), &((i * 13 + u) % 40).to_string(), 1.0, t);
+                    t += 1;
+                }
+            }
+            let m = b.build(Merge::Binary);
+            let mode = if time { SplitMode::Time } else { SplitMode::Random };
+            let s = split(&m, mode, seed);
+            proptest::prop_assert_eq!(s.train.nnz() + s.test_pairs(), m.nnz());
+            for (u, held) in &s.test {
+                let n = m.user_items().row_len(*u);
+                proptest::prop_assert_eq!(held.len(), held_out(n));
+                for i in held {
+                    proptest::prop_assert!(!s.train.user_items().row_indices(*u).contains(i));
+                }
+            }
+        }
+    }
+
     #[test]
     fn dumped_splits_load_with_their_times() {
         let dir = tempfile::tempdir().unwrap();
