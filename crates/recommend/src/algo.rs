@@ -63,6 +63,10 @@ pub struct Query<'a> {
     /// The user's items, oldest first (recent views, cart, purchases); used for users unknown
     /// to the model and by the item-based and sequence models for everyone.
     pub history: &'a [ItemIdx],
+    /// Optional strength of each history item (say a purchase 3, a view 1), aligned with
+    /// `history`; every item counts 1 without it. Item-kNN, content, embedding, rules,
+    /// sequence and the factor models' fold-in use it; user-kNN ignores it.
+    pub weights: Option<&'a [f32]>,
 }
 
 impl<'a> Query<'a> {
@@ -71,6 +75,7 @@ impl<'a> Query<'a> {
         Self {
             user: Some(user),
             history,
+            weights: None,
         }
     }
 
@@ -79,7 +84,24 @@ impl<'a> Query<'a> {
         Self {
             user: None,
             history,
+            weights: None,
         }
+    }
+
+    /// The same query with a weight per history item.
+    pub fn with_weights(self, weights: &'a [f32]) -> Self {
+        Self {
+            weights: Some(weights),
+            ..self
+        }
+    }
+
+    /// `(item, weight)` for every history item, oldest first.
+    pub fn weighted_history(&self) -> impl DoubleEndedIterator<Item = (ItemIdx, f32)> + '_ {
+        self.history.iter().enumerate().map(|(k, &i)| {
+            let w = self.weights.and_then(|w| w.get(k)).copied();
+            (i, w.unwrap_or(1.0))
+        })
     }
 }
 

@@ -207,25 +207,36 @@ impl Als {
     /// with Cholesky against the trained item factors: how users unknown to the model (or
     /// whose history changed since training) are served.
     pub fn fold_in(&self, history: &[ItemIdx]) -> Vec<f32> {
+        self.fold_in_query(&Query::anonymous(history))
+    }
+
+    /// [`Als::fold_in`] with the query's item weights as interaction strengths (repeated
+    /// items add up, as duplicate events do in training).
+    pub fn fold_in_query(&self, query: &Query<'_>) -> Vec<f32> {
         let d = self.factors;
         let n_items = self.item_norms.len();
-        let mut items: Vec<ItemIdx> = history
-            .iter()
-            .copied()
-            .filter(|&i| (i as usize) < n_items)
+        let mut entries: Vec<(ItemIdx, f32)> = query
+            .weighted_history()
+            .filter(|&(i, _)| (i as usize) < n_items)
             .collect();
-        items.sort_unstable();
-        items.dedup();
-        if items.is_empty() {
+        entries.sort_unstable_by_key(|e| e.0);
+        entries.dedup_by(|next, kept| {
+            let same = next.0 == kept.0;
+            if same {
+                kept.1 += next.1;
+            }
+            same
+        });
+        if entries.is_empty() {
             return vec![0.0; d];
         }
         let mut a = Mat::<f32>::from_fn(d, d, |r, col| self.gram[r * d + col]);
         let mut b = Mat::<f32>::zeros(d, 1);
-        for &i in &items {
+        for &(i, strength) in &entries {
             let w = self
                 .fold_in_weights
                 .as_ref()
-                .map_or(1.0, |f| f.weight(i, items.len()));
+                .map_or(strength, |f| strength * f.weight(i, entries.len()));
             let c = 1.0 + self.alpha * w;
             let y = &self.item_factors[i as usize * d..(i as usize + 1) * d];
             for r in 0..d {
@@ -262,7 +273,7 @@ impl Recommender for Als {
         let user = match query.user.and_then(|u| self.user_factor(u)) {
             Some(x) => x,
             None => {
-                folded = self.fold_in(query.history);
+                folded = self.fold_in_query(query);
                 &folded
             }
         };
@@ -279,7 +290,7 @@ impl Recommender for Als {
             .par_iter()
             .map(|q| match q.user.and_then(|u| self.user_factor(u)) {
                 Some(x) => x.to_vec(),
-                None => self.fold_in(q.history),
+                None => self.fold_in_query(q),
             })
             .collect();
         top_k_batch(&self.item_factors, &vectors, exclude, k)

@@ -194,22 +194,22 @@ impl Bpr {
         })
     }
 
-    /// A user vector for a history: the mean of its items' factors (BPR has no closed-form
-    /// fold-in), with the bias column set to 1.
-    pub fn fold_in(&self, history: &[ItemIdx]) -> Vec<f32> {
+    /// A user vector for a query: the weighted mean of its items' factors (BPR has no
+    /// closed-form fold-in), with the bias column set to 1.
+    pub fn fold_in(&self, query: &Query<'_>) -> Vec<f32> {
         let w = self.factors + 1;
         let mut x = vec![0f32; w];
-        let mut n = 0;
-        for &i in history {
+        let mut total = 0.0;
+        for (i, weight) in query.weighted_history() {
             if let Some(y) = self.item_factors.get(i as usize * w..(i as usize + 1) * w) {
                 for (a, b) in x.iter_mut().zip(&y[..self.factors]) {
-                    *a += b;
+                    *a += weight * b;
                 }
-                n += 1;
+                total += weight;
             }
         }
-        if n > 0 {
-            x.iter_mut().for_each(|v| *v /= n as f32);
+        if total > 0.0 {
+            x.iter_mut().for_each(|v| *v /= total);
         }
         x[self.factors] = 1.0;
         x
@@ -316,7 +316,7 @@ impl Recommender for Bpr {
         {
             Some(x) => x,
             None => {
-                folded = self.fold_in(query.history);
+                folded = self.fold_in(query);
                 &folded
             }
         };
@@ -338,7 +338,7 @@ impl Recommender for Bpr {
                     .and_then(|u| self.user_factors.get(u as usize * w..(u as usize + 1) * w))
                 {
                     Some(x) => x.to_vec(),
-                    None => self.fold_in(q.history),
+                    None => self.fold_in(q),
                 }
             })
             .collect();

@@ -150,9 +150,9 @@ impl Recommender for ContentModel {
     /// every item sharing a term with it; others get `-inf`.
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
         let mut profile: HashMap<u32, f32> = HashMap::new();
-        for &i in query.history {
+        for (i, weight) in query.weighted_history() {
             for (t, w) in self.vectors.row(i) {
-                *profile.entry(t).or_default() += w;
+                *profile.entry(t).or_default() += weight * w;
             }
         }
         out.fill(f32::NEG_INFINITY);

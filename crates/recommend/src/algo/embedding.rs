@@ -174,12 +174,12 @@ impl EmbeddingModel {
         top.into_sorted()
     }
 
-    fn profile(&self, history: &[ItemIdx]) -> Vec<f32> {
+    fn profile(&self, query: &Query<'_>) -> Vec<f32> {
         let mut p = vec![0f32; self.dim];
-        for &i in history {
+        for (i, w) in query.weighted_history() {
             if self.present.get(i as usize).copied().unwrap_or(false) {
                 let v = &self.vectors[i as usize * self.dim..(i as usize + 1) * self.dim];
-                p.iter_mut().zip(v).for_each(|(a, b)| *a += b);
+                p.iter_mut().zip(v).for_each(|(a, b)| *a += w * b);
             }
         }
         p
@@ -191,11 +191,11 @@ impl Recommender for EmbeddingModel {
         self.present.len()
     }
 
-    /// Cosine to the mean of the history's embeddings: every item by brute force, or the
+    /// Cosine to the weighted mean of the history's embeddings: every item by brute force, or the
     /// index's candidates (others `-inf`) when approximate.
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
         out.fill(f32::NEG_INFINITY);
-        let profile = self.profile(query.history);
+        let profile = self.profile(query);
         if self.index.is_some() {
             for (i, s) in self.nearest(&profile, out.len(), None) {
                 out[i as usize] = s;

@@ -292,13 +292,13 @@ impl Recommender for ItemKnn {
 
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
         out.fill(f32::NEG_INFINITY);
-        for &i in query.history {
+        for (i, w) in query.weighted_history() {
             for (j, s) in self.neighbours.of(i) {
                 let slot = &mut out[j as usize];
                 *slot = if *slot == f32::NEG_INFINITY {
-                    s
+                    w * s
                 } else {
-                    *slot + s
+                    *slot + w * s
                 };
             }
         }
@@ -439,6 +439,28 @@ mod tests {
         let rec = model.recommend(&Query::known(3, &[3, 4]), 5, &[3, 4]);
         assert_eq!(rec.iter().map(|p| p.0).collect::<Vec<_>>(), vec![2, 1]);
         assert!(close(rec[0].1, 0.5) && close(rec[1].1, 1.0 / 6f32.sqrt()));
+    }
+
+    #[test]
+    fn history_weights_scale_each_items_contribution() {
+        let m = tiny();
+        let model = ItemKnn::fit(
+            &KnnConfig::new(Weighting::Cosine),
+            &m,
+            &ProgressBar::hidden(),
+        )
+        .unwrap();
+        // u3 = {i3, i4} with i4 weighted 3: i2 and i1 are neighbours of i3 only, so their
+        // scores (1/2 and 1/sqrt(6)) do not move.
+        let weights = [1.0, 3.0];
+        let q = Query::anonymous(&[3, 4]).with_weights(&weights);
+        let rec = model.recommend(&q, 5, &[3, 4]);
+        assert!(close(rec[0].1, 0.5) && close(rec[1].1, 1.0 / 6f32.sqrt()));
+        // Weighting i3 by 2 doubles both.
+        let weights = [2.0, 1.0];
+        let q = Query::anonymous(&[3, 4]).with_weights(&weights);
+        let rec = model.recommend(&q, 5, &[3, 4]);
+        assert!(close(rec[0].1, 1.0) && close(rec[1].1, 2.0 / 6f32.sqrt()));
     }
 
     #[test]

@@ -184,16 +184,16 @@ impl Recommender for AssociationRules {
         self.indptr.len() - 1
     }
 
-    /// Sums the confidence of every rule fired by the history.
+    /// Sums the confidence of every rule fired by the history (times the item's weight).
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
         out.fill(f32::NEG_INFINITY);
-        for &a in query.history {
+        for (a, w) in query.weighted_history() {
             for r in self.rules_for(a) {
                 let slot = &mut out[r.consequent as usize];
                 *slot = if *slot == f32::NEG_INFINITY {
-                    r.confidence
+                    w * r.confidence
                 } else {
-                    *slot + r.confidence
+                    *slot + w * r.confidence
                 };
             }
         }

@@ -116,8 +116,9 @@ impl Recommender for Transitions {
     /// Reads `query.history` oldest first, so its tail is the user's latest items.
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
         out.fill(f32::NEG_INFINITY);
-        let mut w = 1.0;
-        for &a in query.history.iter().rev().take(self.history) {
+        let mut recency = 1.0;
+        for (a, weight) in query.weighted_history().rev().take(self.history) {
+            let w = recency * weight;
             for (b, p) in self.successors.of(a) {
                 let slot = &mut out[b as usize];
                 *slot = if *slot == f32::NEG_INFINITY {
@@ -126,7 +127,7 @@ impl Recommender for Transitions {
                     *slot + w * p
                 };
             }
-            w *= self.recency_decay;
+            recency *= self.recency_decay;
         }
     }
 
