@@ -10,7 +10,7 @@
 //! et al., "Applications of the conjugate gradient method for implicit feedback collaborative
 //! filtering", 2011) — the default, `O(nnz·d + rows·d²)` per half-step — or an exact Cholesky
 //! solve per row (`faer`), `O(nnz·d² + rows·d³)`. Rows are solved in parallel with rayon;
-//! the per-row CG loop is our own code over [`kernels`](super::kernels) because a BLAS call
+//! the per-row CG loop is our own code over the `kernels` module because a BLAS call
 //! per 64-float vector costs more than the arithmetic.
 
 use faer::{Mat, MatRef, Side, linalg::solvers::Solve};
