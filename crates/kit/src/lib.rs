@@ -9,6 +9,7 @@
 //! - [`db`]: SQLite or PostgreSQL by URL, migrations, write transactions.
 //! - [`cache`]: Redis when configured, otherwise a bounded in-process cache.
 //! - [`events`]: transactional outbox, relay, Redis Streams or in-process bus, idempotent consumers.
+//! - [`privacy`]: the privacy participant scope and export records.
 //! - [`redis`]: the one Redis connection of a process, and key namespacing.
 //! - [`time`]: timestamps as integer microseconds and their protobuf form.
 //! - [`shutdown`]: SIGTERM / SIGINT.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod db;
 pub mod events;
 pub mod grpc;
+pub mod privacy;
 pub mod redis;
 pub mod shutdown;
 pub mod telemetry;

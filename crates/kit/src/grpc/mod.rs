@@ -4,6 +4,7 @@
 pub mod client;
 pub mod health;
 mod observe;
+pub mod page;
 pub mod server;
 pub mod status;
 
