@@ -1,0 +1,262 @@
+//! Ingestion: per-event validation, duplicates, durability, streaming, publishing, limits.
+
+use std::time::Duration;
+
+use prost::Message as _;
+use tailor_kit::events::{decode_envelope, topics, unpack};
+use tailor_proto::common::v1::Money;
+use tailor_proto::events::v1::{BehaviorRecorded, BehaviorType};
+use tailor_proto::profile::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::{TestApp, days_ago, event, profile, record, violations};
+
+#[tokio::test]
+async fn a_mixed_batch_rejects_exactly_the_bad_events_and_keeps_the_rest() {
+    for app in TestApp::every_backend().await {
+        let mut bad_rating = event("e2", "alice", BehaviorType::Review, "i1", "books");
+        bad_rating.rating = 9;
+        let mut future = event("e4", "alice", BehaviorType::View, "i2", "books");
+        future.occurred_at = Some(days_ago(-1.0));
+        let mut negative_price = event("e5", "alice", BehaviorType::Purchase, "i3", "books");
+        negative_price.unit_price = Some(Money {
+            amount_minor: -100,
+            currency: "CNY".into(),
+        });
+        let events = vec![
+            event("e1", "alice", BehaviorType::View, "i1", "books"),
+            bad_rating,
+            event("e3", "alice", BehaviorType::Click, "i2", "books"),
+            future,
+            negative_price,
+            event("e6", "bob", BehaviorType::AddToCart, "i3", "toys"),
+        ];
+        let response = record(&app, events).await;
+        assert_eq!(response.accepted_count, 3, "{}", app.label);
+        assert_eq!(response.duplicate_count, 0);
+        let rejected: Vec<(i32, &str, &str)> = response
+            .rejected
+            .iter()
+            .map(|r| (r.index, r.event_id.as_str(), r.field.as_str()))
+            .collect();
+        assert_eq!(
+            rejected,
+            vec![
+                (1, "e2", "rating"),
+                (3, "e4", "occurred_at"),
+                (4, "e5", "unit_price.amount_minor")
+            ]
+        );
+        assert!(response.rejected[1].reason.contains("future"));
+        assert_eq!(profile(&app, "alice").await.event_count, 2);
+        assert_eq!(profile(&app, "bob").await.event_count, 1);
+    }
+}
+
+#[tokio::test]
+async fn duplicate_event_ids_are_counted_once() {
+    for app in TestApp::every_backend().await {
+        let batch = || {
+            vec![
+                event("d1", "carol", BehaviorType::View, "i1", "books"),
+                event("d2", "carol", BehaviorType::View, "i2", "books"),
+                event("d1", "carol", BehaviorType::View, "i1", "books"),
+            ]
+        };
+        let first = record(&app, batch()).await;
+        assert_eq!(
+            (first.accepted_count, first.duplicate_count),
+            (2, 1),
+            "{}",
+            app.label
+        );
+        let again = record(&app, batch()).await;
+        assert_eq!((again.accepted_count, again.duplicate_count), (0, 3));
+        // The same event id for another user is another event.
+        let other = record(
+            &app,
+            vec![event("d1", "dave", BehaviorType::View, "i1", "books")],
+        )
+        .await;
+        assert_eq!(other.accepted_count, 1);
+        assert_eq!(profile(&app, "carol").await.event_count, 2);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_above_the_limit_is_refused_whole() {
+    let app = TestApp::sqlite().await;
+    let events: Vec<pb::BehaviorEvent> = (0..1001)
+        .map(|i| event(&format!("e{i}"), "u", BehaviorType::View, "i", "c"))
+        .collect();
+    let status = app
+        .admin()
+        .record_events(pb::RecordEventsRequest { events })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&status), vec!["events"]);
+}
+
+#[tokio::test]
+async fn events_arrive_in_chunks_over_a_client_stream() {
+    for app in TestApp::every_backend().await {
+        let chunks: Vec<pb::StreamEventsRequest> = (0..5)
+            .map(|c| pb::StreamEventsRequest {
+                events: (0..100)
+                    .map(|i| {
+                        let mut e = event(
+                            &format!("s{c}-{i}"),
+                            &format!("user{}", i % 7),
+                            BehaviorType::View,
+                            "i",
+                            "c",
+                        );
+                        if i == 50 {
+                            e.event_id.clear();
+                        }
+                        e
+                    })
+                    .collect(),
+            })
+            .collect();
+        let summary = app
+            .admin()
+            .stream_events(tokio_stream::iter(chunks))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(summary.accepted_count, 495, "{}", app.label);
+        assert_eq!(summary.rejected_count, 5);
+        let indices: Vec<i32> = summary.rejected.iter().map(|r| r.index).collect();
+        assert_eq!(
+            indices,
+            vec![50, 150, 250, 350, 450],
+            "positions count across the stream"
+        );
+    }
+}
+
+#[tokio::test]
+async fn accepted_behaviour_is_published_for_recommendation() {
+    for app in TestApp::every_backend().await {
+        let mut sub = app
+            .bus
+            .subscribe(topics::PROFILE_BEHAVIOR_RECORDED, "test-observer", "t1")
+            .await
+            .unwrap();
+        record(
+            &app,
+            vec![
+                event("p1", "erin", BehaviorType::View, "i1", "Books/SciFi"),
+                event("p2", "erin", BehaviorType::Purchase, "i1", "books/scifi"),
+            ],
+        )
+        .await;
+        let mut behaviors = Vec::new();
+        for _ in 0..50 {
+            for delivery in sub.next_batch(10).await.unwrap() {
+                let envelope = decode_envelope(&delivery.payload).unwrap();
+                assert_eq!(envelope.producer, "profile");
+                behaviors.extend(unpack::<BehaviorRecorded>(&envelope).unwrap().behaviors);
+            }
+            if behaviors.len() >= 2 {
+                break;
+            }
+        }
+        let items: Vec<(&str, &str, i32)> = behaviors
+            .iter()
+            .map(|b| (b.event_id.as_str(), b.category.as_str(), b.r#type))
+            .collect();
+        assert_eq!(
+            items,
+            vec![
+                ("p1", "books/scifi", BehaviorType::View as i32),
+                ("p2", "books/scifi", BehaviorType::Purchase as i32)
+            ],
+            "{}",
+            app.label
+        );
+        assert!(!behaviors[0].encode_to_vec().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_caller_acting_for_a_user_writes_and_reads_only_that_user() {
+    let app = TestApp::sqlite().await;
+    let mut alice = app.client("gateway", &[], Some("alice"));
+    let response = alice
+        .record_events(pb::RecordEventsRequest {
+            events: vec![
+                event("a1", "alice", BehaviorType::View, "i", "c"),
+                event("a2", "bob", BehaviorType::View, "i", "c"),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.accepted_count, 1);
+    assert_eq!(response.rejected[0].field, "user_id");
+
+    let own = alice
+        .get_profile(pb::GetProfileRequest {
+            user_id: "alice".into(),
+        })
+        .await;
+    assert!(own.is_ok());
+    let other = alice
+        .get_profile(pb::GetProfileRequest {
+            user_id: "bob".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::PermissionDenied);
+
+    // A service without the write scope cannot ingest on its own.
+    let mut weak = app.client("catalog", &["profile:read"], None);
+    let status = weak
+        .record_events(pb::RecordEventsRequest { events: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn when_every_slot_is_busy_new_calls_are_shed_not_queued() {
+    let mut settings = tailor_profile::Settings::default();
+    settings.server.concurrency_limit = 1;
+    let app = TestApp::every_backend_with(settings).await.remove(0);
+    // A client stream holds its slot until the client finishes sending.
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::StreamEventsRequest>(1);
+    let mut streaming = app.admin();
+    let held = tokio::spawn(async move {
+        streaming
+            .stream_events(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    tx.send(pb::StreamEventsRequest {
+        events: vec![event("h1", "holder", BehaviorType::View, "i", "c")],
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let shed = app
+        .admin()
+        .get_profile(pb::GetProfileRequest {
+            user_id: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(shed.code(), Code::ResourceExhausted);
+    drop(tx);
+    let summary = held.await.unwrap().unwrap().into_inner();
+    assert_eq!(summary.accepted_count, 1);
+    assert!(
+        app.admin()
+            .get_profile(pb::GetProfileRequest {
+                user_id: "x".into()
+            })
+            .await
+            .is_ok(),
+        "capacity is back once the stream ended"
+    );
+}

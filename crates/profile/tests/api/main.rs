@@ -1,0 +1,9 @@
+//! The profile service over real gRPC, on SQLite and (when `DATABASE_URL` / `REDIS_URL` are
+//! set, as in CI) on PostgreSQL with Redis for cache and bus.
+#![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns, may unwrap
+
+mod analytics;
+mod helpers;
+mod ingest;
+mod privacy;
+mod profiles;
