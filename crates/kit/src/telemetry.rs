@@ -111,6 +111,15 @@ impl TelemetryGuard {
     pub fn registry(&self) -> &prometheus::Registry {
         &self.registry
     }
+
+    /// Serves this process's metrics at `http://listen/metrics` until `stop`.
+    pub fn metrics_server(
+        &self,
+        listen: SocketAddr,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+        serve_metrics(listen, self.registry.clone(), stop)
+    }
 }
 
 impl Drop for TelemetryGuard {

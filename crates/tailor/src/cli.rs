@@ -1,0 +1,109 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::roles::Role;
+
+/// Tailor: the personalization backend for mobile e-commerce.
+///
+/// Start everything on this machine with `tailor serve all` (SQLite files under ./data,
+/// in-process cache and event bus: nothing else to install). In production, run one role
+/// per deployment with PostgreSQL and Redis (see deploy/README.md).
+#[derive(Debug, Parser)]
+#[command(name = "tailor", version, propagate_version = true)]
+pub struct Cli {
+    /// TOML configuration file; environment variables TAILOR_<SECTION>__<KEY> override it.
+    #[arg(long, global = true, env = "TAILOR_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run services: `tailor serve all`, or name them: `tailor serve profile`.
+    Serve {
+        /// `all`, or one or more of: profile.
+        #[arg(required = true, value_name = "ROLE|all")]
+        roles: Vec<String>,
+    },
+    /// Apply database migrations of the named roles (default: all) and exit.
+    Migrate {
+        /// Roles to migrate; all when omitted.
+        roles: Vec<Role>,
+    },
+    /// Mint a development service token (signed with the configured secret or key).
+    Token {
+        /// The service the token speaks for.
+        #[arg(long, default_value = "dev")]
+        service: String,
+        /// Scopes, e.g. `--scope profile:read --scope profile:write`.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// Check a server's grpc.health.v1 status; exit 0 when SERVING (for container probes).
+    Health {
+        /// host:port of the server.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        addr: SocketAddr,
+        /// Service name to check; empty means the whole server.
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+}
+
+/// `all` or role names → roles, in start order.
+pub fn parse_roles(names: &[String]) -> Result<Vec<Role>, String> {
+    use clap::ValueEnum as _;
+    if names.iter().any(|n| n == "all") {
+        return Ok(Role::ALL.to_vec());
+    }
+    let mut roles = Vec::new();
+    for name in names {
+        let role = Role::from_str(name, true).map_err(|_| {
+            let known: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
+            format!(
+                "unknown role `{name}`; expected `all` or one of: {}",
+                known.join(", ")
+            )
+        })?;
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    roles.sort();
+    Ok(roles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_with_all_and_duplicates() {
+        assert_eq!(parse_roles(&["all".into()]).unwrap(), Role::ALL.to_vec());
+        assert_eq!(
+            parse_roles(&["profile".into(), "profile".into()]).unwrap(),
+            vec![Role::Profile]
+        );
+        assert!(
+            parse_roles(&["billing".into()])
+                .unwrap_err()
+                .contains("unknown role `billing`")
+        );
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,75 @@
+//! The `tailor` binary's library: every command, so `main` only parses and dispatches.
+//!
+//! # Layout
+//! - [`cli`]: the command line.
+//! - [`settings`]: the settings tree of every role.
+//! - [`roles`]: the services the binary can run.
+//! - [`serve`]: running roles (and migrating their databases).
+//! - [`ops`]: dev tokens and health checks.
+
+pub mod cli;
+pub mod ops;
+pub mod roles;
+pub mod serve;
+pub mod settings;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tailor_kit::config::EXIT_CONFIG;
+
+use crate::cli::Command;
+
+/// Runs one command with validated settings.
+#[allow(clippy::print_stdout)] // tokens and health answers are the commands' output
+pub async fn run(command: Command, settings: settings::Settings) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve { roles } => {
+            let roles = match cli::parse_roles(&roles) {
+                Ok(roles) => roles,
+                Err(err) => {
+                    eprintln!("tailor: {err}");
+                    return Ok(ExitCode::from(EXIT_CONFIG as u8));
+                }
+            };
+            let name = match roles.as_slice() {
+                [one] => format!("tailor-{}", one.name()),
+                _ => "tailor".to_owned(),
+            };
+            let telemetry = tailor_kit::telemetry::init(&name, &settings.telemetry)?;
+            let stop = tailor_kit::shutdown::on_signal();
+            serve::serve(settings, &roles, &telemetry, stop).await?;
+            tracing::info!("stopped cleanly");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { roles } => {
+            let _telemetry = tailor_kit::telemetry::init("tailor-migrate", &settings.telemetry)?;
+            let roles = if roles.is_empty() {
+                roles::Role::ALL.to_vec()
+            } else {
+                roles
+            };
+            serve::migrate(&settings, &roles).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { service, scopes } => {
+            println!("{}", ops::token(&settings.auth, &service, &scopes)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Health {
+            addr,
+            service,
+            timeout,
+        } => {
+            let status = ops::health(addr, &service, Duration::from_secs(timeout)).await?;
+            println!("{}", status.as_str_name());
+            Ok(
+                if status == tonic_health::pb::health_check_response::ServingStatus::Serving {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                },
+            )
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! `tailor serve`: runs one or more roles in this process, each on its own listener, sharing
+//! the process's Redis connection, event bus and telemetry. With every role and no Redis this
+//! is the embedded default: SQLite files under `./data`, in-process cache and bus.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tailor_kit::auth::Verifier;
+use tailor_kit::db::Db;
+use tailor_kit::events::Bus;
+use tailor_kit::grpc::server::bind;
+use tailor_kit::redis::Redis;
+use tailor_kit::shutdown::CancellationToken;
+use tailor_kit::telemetry::TelemetryGuard;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::roles::Role;
+use crate::settings::Settings;
+
+/// What every role of the process shares.
+#[derive(Clone)]
+struct Shared {
+    settings: Arc<Settings>,
+    redis: Option<Redis>,
+    bus: Bus,
+    verifier: Verifier,
+}
+
+/// Serves `roles` until `stop`; the first role to fail stops the others.
+pub async fn serve(
+    settings: Settings,
+    roles: &[Role],
+    telemetry: &TelemetryGuard,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let redis = Redis::from_settings(&settings.redis).await?;
+    let bus = Bus::new(redis.as_ref(), &settings.events);
+    let verifier = Verifier::new(&settings.auth)?;
+    let shared = Shared {
+        settings: Arc::new(settings),
+        redis,
+        bus,
+        verifier,
+    };
+
+    // Bind everything first, so a taken port fails the start instead of one role later.
+    let mut listeners = Vec::with_capacity(roles.len());
+    for role in roles {
+        let listener = bind(role.server(&shared.settings)).await?;
+        listeners.push((*role, listener));
+    }
+    print_banner(&listeners, &shared);
+
+    let mut tasks = JoinSet::new();
+    if let Some(listen) = shared.settings.telemetry.metrics_listen {
+        let metrics = telemetry.metrics_server(listen, stop.clone().cancelled_owned());
+        tasks.spawn(async move { metrics.await.context("metrics endpoint") });
+    }
+    for (role, listener) in listeners {
+        let shared = shared.clone();
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            run_role(role, listener, shared, stop)
+                .await
+                .with_context(|| format!("{} failed", role.name()))
+        });
+    }
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.context("a role panicked").and_then(|r| r);
+        if let Err(err) = outcome {
+            tracing::error!(error = format!("{err:#}"), "stopping every role");
+            stop.cancel();
+            if result.is_ok() {
+                result = Err(err);
+            }
+        }
+    }
+    result
+}
+
+async fn connect(role: Role, settings: &Settings) -> anyhow::Result<Db> {
+    let database = role
+        .database(settings)
+        .with_context(|| format!("{} has no database", role.name()))?;
+    Db::connect(database).await
+}
+
+async fn run_role(
+    role: Role,
+    listener: TcpListener,
+    shared: Shared,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let settings = &shared.settings;
+    match role {
+        Role::Profile => {
+            let deps = tailor_profile::Deps {
+                db: connect(role, settings).await?,
+                redis: shared.redis.clone(),
+                bus: shared.bus.clone(),
+                verifier: shared.verifier.clone(),
+                events: settings.events.clone(),
+            };
+            let app = tailor_profile::App::build(settings.profile.clone(), deps).await?;
+            app.serve(listener, stop).await
+        }
+    }
+}
+
+/// Applies every role's migrations and exits.
+pub async fn migrate(settings: &Settings, roles: &[Role]) -> anyhow::Result<()> {
+    for role in roles {
+        let db = connect(*role, settings).await?;
+        match role {
+            Role::Profile => db.migrate(&tailor_profile::MIGRATIONS).await?,
+        }
+        tracing::info!(role = role.name(), "migrations applied");
+        db.close().await;
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)] // the start banner is for the person who ran the command
+fn print_banner(listeners: &[(Role, TcpListener)], shared: &Shared) {
+    let backend = if shared.redis.is_some() {
+        "Redis cache and Redis Streams bus"
+    } else {
+        "in-process cache and bus"
+    };
+    println!("Tailor is starting ({backend}):");
+    for (role, listener) in listeners {
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+        println!("  {:<10} grpc://{addr}", role.name());
+    }
+    if let Some(metrics) = shared.settings.telemetry.metrics_listen {
+        println!("  {:<10} http://{metrics}/metrics", "metrics");
+    }
+}

@@ -1,0 +1,181 @@
+//! The binary as ops and newcomers use it: configuration errors, `serve all`, health,
+//! reflection and graceful shutdown on SIGTERM.
+#![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns, may unwrap
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tailor_kit::grpc::client::Outbound;
+use tailor_kit::testing::{channel_to, tokens};
+use tailor_proto::events::v1::BehaviorType;
+use tailor_proto::profile::v1 as pb;
+use tailor_proto::profile::v1::profile_service_client::ProfileServiceClient;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tailor");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `tailor serve all` in a fresh directory on a free port; killed when dropped.
+struct Running {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args(["serve", "all"])
+            .current_dir(dir.path())
+            .env("TAILOR_PROFILE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("TAILOR_TELEMETRY__LOG_FORMAT", "json")
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    async fn wait_serving(&self) {
+        for _ in 0..200 {
+            let status = Command::new(BIN)
+                .args(["health", "--addr", &self.addr().to_string(), "--service", "tailor.profile.v1.ProfileService"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            if status.success() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("tailor serve all never reported SERVING");
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_bad_setting_exits_64_naming_the_key() {
+    let output = Command::new(BIN)
+        .args(["serve", "all"])
+        .env("TAILOR_PROFILE__INGEST__MAX_BATCH_SIZE", "0")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("profile.ingest.max_batch_size"), "{stderr}");
+
+    let output = Command::new(BIN)
+        .args(["serve", "all"])
+        .env("TAILOR_PROFILE__SERVER__LISTN", "x")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("profile.server.listn"));
+
+    let output = Command::new(BIN)
+        .args(["serve", "all"])
+        .env("TAILOR_ENVIRONMENT", "production")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64), "the dev secret is refused in production");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("auth.service_secret"));
+
+    let output = Command::new(BIN).args(["serve", "billing"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(64));
+}
+
+#[tokio::test]
+async fn serve_all_reports_serving_and_lists_its_services_by_reflection() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let running = Running::start();
+    running.wait_serving().await;
+    let mut client = ServerReflectionClient::new(channel_to(running.addr()));
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) = stream.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("unexpected reflection answer");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "tailor.profile.v1.ProfileService",
+        "tailor.privacy.v1.PrivacyParticipantService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_calls_finish_then_exits_0() {
+    let mut running = Running::start();
+    running.wait_serving().await;
+    let channel = Outbound::new(channel_to(running.addr()), tokens("test", &["profile:write"]));
+    let mut client = ProfileServiceClient::new(channel);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let call = tokio::spawn(async move {
+        client
+            .stream_events(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    let chunk = |n: usize| pb::StreamEventsRequest {
+        events: vec![pb::BehaviorEvent {
+            event_id: format!("e{n}"),
+            user_id: "u".into(),
+            r#type: BehaviorType::View as i32,
+            occurred_at: Some(tailor_kit::time::to_timestamp(tailor_kit::time::now_micros())),
+            item_id: "i".into(),
+            ..Default::default()
+        }],
+    };
+    tx.send(chunk(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The call in flight when SIGTERM arrived still completes.
+    tx.send(chunk(2)).await.unwrap();
+    drop(tx);
+    let summary = call.await.unwrap().unwrap().into_inner();
+    assert_eq!(summary.accepted_count, 2);
+    let status = tokio::task::spawn_blocking(move || running.child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
