@@ -61,12 +61,14 @@ pub struct AlsConfig {
 }
 
 impl Default for AlsConfig {
+    /// 64 factors and 15 iterations like the baseline; `alpha` and `regularization` from the
+    /// middle of what tuning picked on the evaluation datasets (`docs/evaluation.md`).
     fn default() -> Self {
         Self {
             factors: 64,
             iterations: 15,
-            regularization: 0.01,
-            alpha: 1.0,
+            regularization: 0.1,
+            alpha: 20.0,
             solver: Solver::ConjugateGradient { steps: 3 },
             bm25: None,
             seed: 42,

@@ -43,7 +43,8 @@ impl Default for BprConfig {
         Self {
             factors: 64,
             iterations: 100,
-            learning_rate: 0.01,
+            // Tuning picked 0.05 over the baseline's 0.01 on every evaluation dataset.
+            learning_rate: 0.05,
             regularization: 0.01,
             seed: 42,
             blocks: 0,
