@@ -14,7 +14,11 @@ use tailor_proto::profile::v1::profile_service_client::ProfileServiceClient;
 const BIN: &str = env!("CARGO_BIN_EXE_tailor");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `tailor serve all` in a fresh directory on a free port; killed when dropped.
@@ -31,7 +35,10 @@ impl Running {
         let child = Command::new(BIN)
             .args(["serve", "all"])
             .current_dir(dir.path())
-            .env("TAILOR_PROFILE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "TAILOR_PROFILE__SERVER__LISTEN",
+                format!("127.0.0.1:{port}"),
+            )
             .env("TAILOR_TELEMETRY__LOG_FORMAT", "json")
             .env_remove("REDIS_URL")
             .stdout(Stdio::piped())
@@ -52,7 +59,13 @@ impl Running {
     async fn wait_serving(&self) {
         for _ in 0..200 {
             let status = Command::new(BIN)
-                .args(["health", "--addr", &self.addr().to_string(), "--service", "tailor.profile.v1.ProfileService"])
+                .args([
+                    "health",
+                    "--addr",
+                    &self.addr().to_string(),
+                    "--service",
+                    "tailor.profile.v1.ProfileService",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -105,10 +118,17 @@ fn a_bad_setting_exits_64_naming_the_key() {
         .env("TAILOR_ENVIRONMENT", "production")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(64), "the dev secret is refused in production");
+    assert_eq!(
+        output.status.code(),
+        Some(64),
+        "the dev secret is refused in production"
+    );
     assert!(String::from_utf8_lossy(&output.stderr).contains("auth.service_secret"));
 
-    let output = Command::new(BIN).args(["serve", "billing"]).output().unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "billing"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(64));
 }
 
@@ -131,7 +151,8 @@ async fn serve_all_reports_serving_and_lists_its_services_by_reflection() {
         .await
         .unwrap()
         .into_inner();
-    let Some(MessageResponse::ListServicesResponse(list)) = stream.message().await.unwrap().unwrap().message_response
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        stream.message().await.unwrap().unwrap().message_response
     else {
         panic!("unexpected reflection answer");
     };
@@ -141,7 +162,10 @@ async fn serve_all_reports_serving_and_lists_its_services_by_reflection() {
         "tailor.privacy.v1.PrivacyParticipantService",
         "grpc.health.v1.Health",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
     }
 }
 
@@ -149,7 +173,10 @@ async fn serve_all_reports_serving_and_lists_its_services_by_reflection() {
 async fn sigterm_lets_in_flight_calls_finish_then_exits_0() {
     let mut running = Running::start();
     running.wait_serving().await;
-    let channel = Outbound::new(channel_to(running.addr()), tokens("test", &["profile:write"]));
+    let channel = Outbound::new(
+        channel_to(running.addr()),
+        tokens("test", &["profile:write"]),
+    );
     let mut client = ProfileServiceClient::new(channel);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let call = tokio::spawn(async move {
@@ -162,7 +189,9 @@ async fn sigterm_lets_in_flight_calls_finish_then_exits_0() {
             event_id: format!("e{n}"),
             user_id: "u".into(),
             r#type: BehaviorType::View as i32,
-            occurred_at: Some(tailor_kit::time::to_timestamp(tailor_kit::time::now_micros())),
+            occurred_at: Some(tailor_kit::time::to_timestamp(
+                tailor_kit::time::now_micros(),
+            )),
             item_id: "i".into(),
             ..Default::default()
         }],
@@ -176,6 +205,9 @@ async fn sigterm_lets_in_flight_calls_finish_then_exits_0() {
     drop(tx);
     let summary = call.await.unwrap().unwrap().into_inner();
     assert_eq!(summary.accepted_count, 2);
-    let status = tokio::task::spawn_blocking(move || running.child.wait()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || running.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status.code(), Some(0));
 }
