@@ -21,6 +21,13 @@ pub mod events {
     }
 }
 
+/// `tailor.loadtest.v1`: the echo service the load generator measures the RPC ceiling with.
+pub mod loadtest {
+    pub mod v1 {
+        tonic::include_proto!("tailor.loadtest.v1");
+    }
+}
+
 /// `tailor.privacy.v1`: the privacy participant contract.
 pub mod privacy {
     pub mod v1 {
@@ -32,5 +39,19 @@ pub mod privacy {
 pub mod profile {
     pub mod v1 {
         tonic::include_proto!("tailor.profile.v1");
+    }
+}
+
+/// `tailor.mobile.v1`: the mobile app's public API (served by the gateway).
+pub mod mobile {
+    pub mod v1 {
+        tonic::include_proto!("tailor.mobile.v1");
+    }
+}
+
+/// `tailor.recommend.v1`: the recommend service.
+pub mod recommend {
+    pub mod v1 {
+        tonic::include_proto!("tailor.recommend.v1");
     }
 }
