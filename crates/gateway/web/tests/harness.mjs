@@ -73,7 +73,9 @@ export async function run({ name, chromiumPath, timeoutSeconds, failureScreensho
   };
 
   // The overall deadline: report where it was stuck, then exit whatever the browser does.
+  let timedOut = false;
   const deadline = setTimeout(async () => {
+    timedOut = true;
     const exit = setTimeout(() => process.exit(1), 5000);
     await report(`timed out after ${timeoutSeconds} s`);
     await close();
@@ -124,6 +126,8 @@ export async function run({ name, chromiumPath, timeoutSeconds, failureScreensho
     console.log(`PASS ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     process.exit(0);
   } catch (error) {
+    // After the deadline, closing the browser fails whatever step was waiting: already reported.
+    if (timedOut) return;
     clearTimeout(deadline);
     // Playwright's messages say what it waited for; a stack adds nothing but noise.
     await report(error?.message ?? String(error));
