@@ -34,6 +34,8 @@ pub struct ServerSettings {
     /// After SIGTERM, how long in-flight RPCs may take to finish.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Also accept HTTP/1.1 (the gateway: gRPC-web from browsers and its web page).
+    pub accept_http1: bool,
 }
 
 impl ServerSettings {
@@ -55,6 +57,7 @@ impl Default for ServerSettings {
             max_message_bytes: 8 * 1024 * 1024,
             reflection: true,
             shutdown_grace: Duration::from_secs(20),
+            accept_http1: false,
         }
     }
 }
@@ -161,6 +164,7 @@ pub async fn serve(
     let server = tonic::transport::Server::builder()
         // Honours the client's grpc-timeout when shorter.
         .timeout(settings.request_timeout)
+        .accept_http1(settings.accept_http1)
         .tcp_keepalive(Some(Duration::from_secs(60)))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // Outermost: spans and RED metrics see every RPC, including those shed below.
