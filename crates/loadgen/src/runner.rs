@@ -1,0 +1,447 @@
+//! One invocation from start to report: resolve the load plan (scenario defaults, then the
+//! command line), connect to the targets, probe each step once (so a wrong address or
+//! credential fails in a second with a clear message, not after a long run of errors), run
+//! every load level, then run the echo baseline the same way with the same message sizes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use tailor_kit::auth::{AuthSettings, TokenIssuer, TokenSource};
+
+use crate::LoadgenArgs;
+use crate::echo::EchoServer;
+use crate::engine::{Env, Load, Phase, WorkStep, Workload, run_phase};
+use crate::population::Population;
+use crate::report::{self, Machine, Report, RunReport, Side};
+use crate::scenario::{Mode, Scenario};
+use crate::steps::{self, Generator, IdSource};
+use crate::target::{Connection, Credentials, Transport};
+
+/// How many times a sweep of the baseline doubles its last rate looking for saturation.
+const BASELINE_DOUBLINGS: usize = 6;
+
+/// Default address of each target, when neither the scenario nor `--target` gives one.
+/// A new target adds its line here.
+fn default_url(target: &str) -> Option<&'static str> {
+    match target {
+        "profile" => Some("http://127.0.0.1:50051"),
+        _ => None,
+    }
+}
+
+/// The resolved load plan.
+#[derive(Debug, Clone)]
+struct Plan {
+    mode: &'static str,
+    levels: Vec<Load>,
+    warmup: Duration,
+    duration: Duration,
+    connections: usize,
+}
+
+impl Plan {
+    fn resolve(scenario: &Scenario, args: &LoadgenArgs) -> anyhow::Result<Self> {
+        let load = &scenario.load;
+        let implied = if !args.rates.is_empty() || args.rate.is_some() {
+            Some(Mode::Open)
+        } else if args.users.is_some() {
+            Some(Mode::Closed)
+        } else {
+            None
+        };
+        let mode = args.mode.or(implied).unwrap_or(load.mode);
+        let levels = match mode {
+            Mode::Open => {
+                if args.users.is_some() {
+                    anyhow::bail!("--users applies to --mode closed");
+                }
+                let rates = if !args.rates.is_empty() {
+                    args.rates.clone()
+                } else if let Some(rate) = args.rate {
+                    vec![rate]
+                } else if !load.rates.is_empty() {
+                    load.rates.clone()
+                } else {
+                    vec![load.rate]
+                };
+                for rate in &rates {
+                    crate::schedule::Schedule::new(*rate).map_err(anyhow::Error::msg)?;
+                }
+                rates.into_iter().map(|rate| Load::Open { rate }).collect()
+            }
+            Mode::Closed => {
+                if !args.rates.is_empty() || args.rate.is_some() {
+                    anyhow::bail!("--rate and --rates apply to --mode open");
+                }
+                let users = args.users.unwrap_or(load.users);
+                if users == 0 {
+                    anyhow::bail!("--users must be at least 1");
+                }
+                vec![Load::Closed { users }]
+            }
+        };
+        let mode = match (mode, levels.len()) {
+            (Mode::Closed, _) => "closed",
+            (Mode::Open, 1) => "open",
+            (Mode::Open, _) => "sweep",
+        };
+        let duration = args.duration.unwrap_or(load.duration);
+        if duration.is_zero() {
+            anyhow::bail!("--duration must be positive");
+        }
+        let connections = args.connections.unwrap_or(load.connections);
+        if !(1..=256).contains(&connections) {
+            anyhow::bail!("--connections must be between 1 and 256");
+        }
+        Ok(Self {
+            mode,
+            levels,
+            warmup: args.warmup.unwrap_or(load.warmup),
+            duration,
+            connections,
+        })
+    }
+}
+
+/// Runs the whole invocation and returns the report (the caller writes it).
+pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
+    let scenario = Scenario::load(&args.scenario)?;
+    let plan = Plan::resolve(&scenario, args)?;
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let env = Env {
+        population: Arc::new(Population::new(&scenario.population)?),
+        ids: Arc::new(IdSource::new()),
+        progress: None,
+    };
+    let credentials = credentials(args)?;
+    let echo_workers = args
+        .echo_workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let mut echo: Option<EchoServer> = None;
+
+    // Connections to every target the steps call.
+    let mut conns: BTreeMap<&str, Arc<Connection>> = BTreeMap::new();
+    for name in scenario.target_names() {
+        let spec = scenario.targets.get(name);
+        let flag = args.targets.iter().rev().find(|(n, _)| n == name);
+        let url = match (flag, spec.and_then(|s| s.url.clone())) {
+            (Some((_, url)), _) => url.clone(),
+            (None, Some(url)) => url,
+            (None, None) if name == "echo" => echo_server(&mut echo, echo_workers)?.url(),
+            (None, None) => default_url(name)
+                .with_context(|| format!("target {name} has no address: pass --target {name}=URL"))?
+                .to_owned(),
+        };
+        let transport = args
+            .transport
+            .or(spec.map(|s| s.transport))
+            .unwrap_or_default();
+        let conn = Connection::open(name, &url, transport, plan.connections, credentials.clone())?;
+        conns.insert(name, conn);
+    }
+    for (name, _) in &args.targets {
+        if !conns.contains_key(name.as_str()) {
+            tracing::warn!(target = %name, "--target names a target no step calls");
+        }
+    }
+
+    let mut work_steps = Vec::with_capacity(scenario.steps.len());
+    for (i, spec) in scenario.steps.iter().enumerate() {
+        let op = steps::find(&spec.op).with_context(|| format!("steps[{i}].op"))?;
+        let conn = &conns[op.target];
+        work_steps.push(WorkStep {
+            name: spec.display_name().to_owned(),
+            op: spec.op.clone(),
+            weight: spec.weight,
+            think: spec.think,
+            step: (op.build)(&spec.params, conn)
+                .with_context(|| format!("{}: steps[{i}]", args.scenario.display()))?,
+        });
+    }
+    let workload = Arc::new(Workload::new(work_steps)?);
+    let probes = probe(&workload, &conns, &env, args).await?;
+
+    let side_name: Vec<&str> = conns.keys().copied().collect();
+    let side_url: Vec<String> = conns.values().map(|c| c.origin().to_string()).collect();
+    let transports: Vec<&str> = conns.values().map(|c| c.transport().as_str()).collect();
+    let target = Side {
+        name: side_name.join("+"),
+        transport: dedup(&transports).join("+"),
+        url: side_url.join(" "),
+        runs: drive(
+            &workload,
+            &plan,
+            &plan.levels,
+            &env,
+            args,
+            &side_name.join("+"),
+            false,
+        )
+        .await?,
+    };
+
+    let baseline = match args.baseline {
+        crate::Baseline::None => None,
+        crate::Baseline::Echo => {
+            let server = echo_server(&mut echo, echo_workers)?;
+            let transport = args.transport.unwrap_or_else(|| {
+                // Mirror the target's transport when it has one.
+                conns
+                    .values()
+                    .map(|c| c.transport())
+                    .find(|t| *t == Transport::GrpcWeb)
+                    .unwrap_or_default()
+            });
+            let conn = Connection::open(
+                "echo",
+                &server.url(),
+                transport,
+                plan.connections,
+                credentials.clone(),
+            )?;
+            let mirror = Arc::new(mirror(&workload, &target.runs, &probes, &conn)?);
+            probe(
+                &mirror,
+                &BTreeMap::from([("echo", conn.clone())]),
+                &env,
+                args,
+            )
+            .await?;
+            let mut levels = plan.levels.clone();
+            if plan.mode == "sweep" {
+                // Keep doubling past the target's rates until the echo server saturates too.
+                let mut last = plan
+                    .levels
+                    .iter()
+                    .filter_map(|l| match l {
+                        Load::Open { rate } => Some(*rate),
+                        Load::Closed { .. } => None,
+                    })
+                    .fold(0.0, f64::max);
+                for _ in 0..BASELINE_DOUBLINGS {
+                    last *= 2.0;
+                    levels.push(Load::Open { rate: last });
+                }
+            }
+            Some(Side {
+                name: "echo".to_owned(),
+                transport: transport.as_str().to_owned(),
+                url: format!(
+                    "{} (in-process, {echo_workers} threads, same message sizes)",
+                    server.url()
+                ),
+                runs: drive(&mirror, &plan, &levels, &env, args, "echo", true).await?,
+            })
+        }
+    };
+
+    let comparisons = baseline
+        .as_ref()
+        .map(|b| report::compare(&target, b))
+        .unwrap_or_default();
+    let ceiling = baseline
+        .as_ref()
+        .and_then(|b| report::ceiling(plan.mode, &target, b));
+    drop(echo);
+    Ok(Report {
+        scenario: scenario.name.clone(),
+        description: scenario.description.trim().to_owned(),
+        mode: plan.mode.to_owned(),
+        started_at,
+        machine: Machine::this(),
+        slo_p99_ms: args.slo_p99.as_secs_f64() * 1000.0,
+        target,
+        baseline,
+        comparisons,
+        ceiling,
+    })
+}
+
+fn dedup<'a>(items: &[&'a str]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for item in items {
+        if !out.contains(item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+fn echo_server(echo: &mut Option<EchoServer>, workers: usize) -> anyhow::Result<&EchoServer> {
+    if echo.is_none() {
+        *echo = Some(EchoServer::start(workers)?);
+    }
+    echo.as_ref().context("echo server")
+}
+
+fn credentials(args: &LoadgenArgs) -> anyhow::Result<Credentials> {
+    match &args.token {
+        Some(token) => Credentials::bearer(token),
+        None => {
+            let scopes: Vec<&str> = args.scopes.iter().map(String::as_str).collect();
+            let issuer = TokenIssuer::new(&AuthSettings::default(), &args.service, &scopes)
+                .context("minting service tokens with the development secret")?;
+            Ok(Credentials::Minted(Box::new(TokenSource::new(issuer))))
+        }
+    }
+}
+
+/// Sizes of one call of each step, from a probe.
+type Probed = Vec<(usize, usize, u64)>;
+
+/// Calls every step once; fails with the step, target and status when one does not work.
+async fn probe(
+    workload: &Workload,
+    conns: &BTreeMap<&str, Arc<Connection>>,
+    env: &Env,
+    args: &LoadgenArgs,
+) -> anyhow::Result<Probed> {
+    let mut generator = Generator::new(args.seed ^ 0x5eed, env.population.clone(), env.ids.clone());
+    let mut out = Vec::with_capacity(workload.steps().len());
+    for ws in workload.steps() {
+        let call = ws.step.prepare(&mut generator);
+        let request_bytes = call.request_bytes;
+        let reply = tokio::time::timeout(args.timeout, call.send)
+            .await
+            .map_err(|_| tonic::Status::deadline_exceeded("no answer within --timeout"))
+            .and_then(|r| r);
+        let reply = reply.map_err(|status| {
+            let target = steps::find(&ws.op).map_or("?", |op| op.target);
+            let url = conns
+                .get(target)
+                .map_or_else(String::new, |c| c.origin().to_string());
+            anyhow::anyhow!(
+                "step `{}` ({}) against {target} at {url} failed before the run: {}: {}",
+                ws.name,
+                ws.op,
+                crate::engine::code_name(status.code()),
+                status.message()
+            )
+        })?;
+        if reply.rejected > 0 {
+            anyhow::bail!(
+                "step `{}`: the server rejected {} of the generated items",
+                ws.name,
+                reply.rejected
+            );
+        }
+        out.push((request_bytes, reply.response_bytes, reply.items));
+    }
+    Ok(out)
+}
+
+/// The echo workload standing in for `workload`: one echo step per step, with the same
+/// weight, think time, mean request and response sizes and items per call.
+fn mirror(
+    workload: &Workload,
+    runs: &[RunReport],
+    probes: &Probed,
+    conn: &Arc<Connection>,
+) -> anyhow::Result<Workload> {
+    let mut out = Vec::with_capacity(workload.steps().len());
+    for (i, ws) in workload.steps().iter().enumerate() {
+        let (mut requests, mut req, mut resp, mut items) = (0.0, 0.0, 0.0, 0.0);
+        for step in runs.iter().filter_map(|r| r.steps.get(i)) {
+            let n = step.requests.saturating_sub(step.errors.values().sum()) as f64;
+            requests += n;
+            req += n * step.mean_request_bytes;
+            resp += n * step.mean_response_bytes;
+            items += n * step.mean_items;
+        }
+        let (req, resp, items) = if requests > 0.0 {
+            (req / requests, resp / requests, items / requests)
+        } else {
+            let (req, resp, items) = probes.get(i).copied().unwrap_or((64, 64, 1));
+            (req as f64, resp as f64, items as f64)
+        };
+        out.push(WorkStep {
+            name: ws.name.clone(),
+            op: "echo".to_owned(),
+            weight: ws.weight,
+            think: ws.think,
+            step: steps::echo::mirror(
+                conn,
+                req.round() as usize,
+                resp.round() as usize,
+                items.round() as u64,
+            ),
+        });
+    }
+    Workload::new(out)
+}
+
+/// Runs `levels` one after the other; a sweep stops after the first level not sustained.
+async fn drive(
+    workload: &Arc<Workload>,
+    plan: &Plan,
+    levels: &[Load],
+    env: &Env,
+    args: &LoadgenArgs,
+    side: &str,
+    baseline: bool,
+) -> anyhow::Result<Vec<RunReport>> {
+    let names: Vec<(String, String)> = workload
+        .steps()
+        .iter()
+        .map(|s| (s.name.clone(), s.op.clone()))
+        .collect();
+    let sweep = plan.mode == "sweep";
+    let mut runs = Vec::with_capacity(levels.len());
+    for (n, load) in levels.iter().enumerate() {
+        let label = format!("{side} @ {}", report::level_label(*load));
+        let phase = Phase {
+            label: label.clone(),
+            load: *load,
+            warmup: plan.warmup,
+            duration: plan.duration,
+            timeout: args.timeout,
+            max_in_flight: args.max_in_flight,
+            seed: args.seed.wrapping_add(n as u64 * 7919) ^ u64::from(baseline),
+        };
+        let bar = (!args.quiet).then(|| progress_bar(&label));
+        let env = Env {
+            progress: bar.clone(),
+            ..env.clone()
+        };
+        let stats = run_phase(workload, &phase, &env).await?;
+        let run = report::summarise(&stats, &names, args.slo_p99);
+        if let Some(bar) = bar {
+            bar.finish_with_message(format!(
+                "{:.1} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors{}",
+                run.throughput,
+                run.latency_ms.p50,
+                run.latency_ms.p99,
+                run.errors,
+                if run.sustained {
+                    ""
+                } else {
+                    " (not sustained)"
+                }
+            ));
+        }
+        let stop = sweep && !run.sustained;
+        runs.push(run);
+        if stop {
+            break;
+        }
+        // Let the target settle (background work, connection pools) between levels.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(runs)
+}
+
+fn progress_bar(label: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(1),
+        indicatif::ProgressDrawTarget::stderr_with_hz(4),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{prefix:<26} [{bar:20.cyan/blue}] {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(label.to_owned());
+    bar
+}

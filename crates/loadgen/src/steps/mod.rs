@@ -1,0 +1,216 @@
+//! The registry of operations a scenario step can name, and what a step is.
+//!
+//! An operation is a named way of calling one target (`profile.get_profile` calls the
+//! `profile` target). A new target joins with a few lines: a module here with a parameter
+//! struct and a [`Step`] implementation per RPC, and one [`Operation`] entry per RPC in
+//! [`registry`] (see the crate README, "Adding a target").
+//!
+//! A step splits each request in two: [`Step::prepare`] builds the message (not timed: data
+//! generation is the generator's cost, not the server's) and returns a [`Call`] whose future
+//! sends it (timed). Futures do nothing until polled, so the engine can prepare a request
+//! ahead of its intended start time and send it exactly on schedule.
+
+pub mod echo;
+pub mod profile;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::future::BoxFuture;
+use rand::SeedableRng as _;
+use rand::rngs::SmallRng;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::population::Population;
+use crate::target::Connection;
+
+/// One kind of request a scenario can send.
+pub struct Operation {
+    /// Name used in scenario files, `<target>.<rpc>` in snake case.
+    pub name: &'static str,
+    /// The target it calls (a key of the scenario's `targets`, or `--target NAME=URL`).
+    pub target: &'static str,
+    /// One line for `--help` and the README.
+    pub about: &'static str,
+    /// Checks the step's `params` without connecting, so scenario mistakes surface first.
+    pub check: fn(&toml::Table) -> Result<(), String>,
+    /// Builds the step over a connection to its target.
+    pub build: BuildStep,
+}
+
+/// [`Operation::build`]: the step's `params` and a connection to its target in, the step out.
+pub type BuildStep = fn(&toml::Table, &Arc<Connection>) -> anyhow::Result<Arc<dyn Step>>;
+
+/// Every operation, in the order `--help` lists them.
+pub fn registry() -> &'static [Operation] {
+    static REGISTRY: [Operation; 4] = [
+        echo::ECHO,
+        profile::RECORD_EVENTS,
+        profile::GET_PROFILE,
+        profile::LIST_RECENT_ITEMS,
+    ];
+    &REGISTRY
+}
+
+/// The operation named `name`.
+pub fn find(name: &str) -> Option<&'static Operation> {
+    registry().iter().find(|op| op.name == name)
+}
+
+/// A step's parameters: deserialised from the scenario's `params` table, then checked.
+pub trait Params: DeserializeOwned {
+    /// Range and consistency checks; the error names the field (`batch: must be …`).
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Deserialises and validates `P` from a step's `params`.
+pub fn params<P: Params>(table: &toml::Table) -> Result<P, String> {
+    let params: P = toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|err: toml::de::Error| err.message().trim().to_owned())?;
+    params.validate()?;
+    Ok(params)
+}
+
+/// [`Operation::check`] for parameters of type `P`.
+pub fn check<P: Params>(table: &toml::Table) -> Result<(), String> {
+    params::<P>(table).map(|_| ())
+}
+
+/// One way of calling a target, ready to generate requests.
+pub trait Step: Send + Sync {
+    /// Builds the next request (untimed) and returns the call that will send it.
+    fn prepare(&self, generator: &mut Generator) -> Call;
+}
+
+/// A prepared request.
+pub struct Call {
+    /// Encoded size of the request message.
+    pub request_bytes: usize,
+    /// Sends it when polled; resolves when the answer has arrived and been decoded.
+    pub send: BoxFuture<'static, Result<Reply, tonic::Status>>,
+}
+
+/// What a successful call reports besides its latency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// Units of work the call carried (events for ingestion, 1 for a read).
+    pub items: u64,
+    /// Units the server refused (e.g. rejected events): a generator or server bug.
+    pub rejected: u64,
+    /// Encoded size of the response message.
+    pub response_bytes: usize,
+}
+
+/// Which user a step acts for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserPick {
+    /// Zipf over the population (the scenario's `user_skew`).
+    #[default]
+    Zipf,
+    /// Every user equally likely.
+    Uniform,
+    /// Users 1, 2, 3, … in turn across the whole run: seeding, or warming a cache.
+    Sequential,
+}
+
+/// Picks users for one step.
+#[derive(Debug)]
+pub struct UserPicker {
+    how: UserPick,
+    cursor: AtomicU64,
+}
+
+impl UserPicker {
+    /// A picker of `how`.
+    pub fn new(how: UserPick) -> Self {
+        Self {
+            how,
+            cursor: AtomicU64::new(1),
+        }
+    }
+
+    /// The next user's rank.
+    pub fn pick(&self, generator: &mut Generator) -> u64 {
+        match self.how {
+            UserPick::Zipf => generator.population.sample_user(&mut generator.rng),
+            UserPick::Uniform => {
+                rand::Rng::random_range(&mut generator.rng, 1..=generator.population.spec().users)
+            }
+            UserPick::Sequential => self.cursor.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+/// Unique ids across generator threads and runs: a random run prefix and a counter.
+#[derive(Debug)]
+pub struct IdSource {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl IdSource {
+    /// A source with a fresh random prefix.
+    pub fn new() -> Self {
+        Self {
+            prefix: format!("{:016x}-", rand::random::<u64>()),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// The next id.
+    pub fn next_id(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}{n:x}", self.prefix)
+    }
+}
+
+impl Default for IdSource {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A generator's per-thread state: its random numbers, the population and the id source.
+pub struct Generator {
+    /// Seeded per generator thread or virtual user, so runs are reproducible.
+    pub rng: SmallRng,
+    population: Arc<Population>,
+    ids: Arc<IdSource>,
+}
+
+impl Generator {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64, population: Arc<Population>, ids: Arc<IdSource>) -> Self {
+        Self {
+            rng: SmallRng::seed_from_u64(seed),
+            population,
+            ids,
+        }
+    }
+
+    /// The population.
+    pub fn population(&self) -> &Population {
+        &self.population
+    }
+
+    /// The id of the next user `picker` chooses.
+    pub fn user(&mut self, picker: &UserPicker) -> String {
+        let rank = picker.pick(self);
+        self.population.user_id(rank)
+    }
+
+    /// A Zipf-distributed item rank.
+    pub fn item(&mut self) -> u64 {
+        self.population.sample_item(&mut self.rng)
+    }
+
+    /// A unique id (events).
+    pub fn unique_id(&self) -> String {
+        self.ids.next_id()
+    }
+}
