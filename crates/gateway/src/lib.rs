@@ -107,9 +107,10 @@ impl App {
             .max_encoding_message_size(max);
         let router = Routes::new(mobile)
             .into_axum_router()
-            .merge(web::routes(self.auth.clone(), self.settings.dev_tokens))
-            // Translates gRPC-web (binary and text) to gRPC; other requests pass through.
+            // Translates gRPC-web (binary and text) to gRPC. Only on the API: it refuses plain
+            // HTTP/1.1 requests, which the page's routes are.
             .layer(tonic_web::GrpcWebLayer::new())
+            .merge(web::routes(self.auth.clone(), self.settings.dev_tokens))
             // Outermost, so browsers' preflight requests are answered before anything else.
             .layer(cors(&self.settings.allowed_origins));
         Routes::from(router)

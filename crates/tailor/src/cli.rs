@@ -26,9 +26,9 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run services: `tailor serve all`, or name them: `tailor serve profile`.
+    /// Run services: `tailor serve all`, or name them: `tailor serve profile recommend`.
     Serve {
-        /// `all`, or one or more of: profile.
+        /// `all`, or one or more of: profile, recommend, gateway.
         #[arg(required = true, value_name = "ROLE|all")]
         roles: Vec<String>,
     },
@@ -37,7 +37,8 @@ pub enum Command {
         /// Roles to migrate; all when omitted.
         roles: Vec<Role>,
     },
-    /// Mint a development service token (signed with the configured secret or key).
+    /// Mint a development token: a service token (default), or with `--user` an app user's
+    /// token for the gateway.
     Token {
         /// The service the token speaks for.
         #[arg(long, default_value = "dev")]
@@ -45,6 +46,25 @@ pub enum Command {
         /// Scopes, e.g. `--scope profile:read --scope profile:write`.
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Mint an app user token for this user instead (signed with the gateway's secret).
+        #[arg(long, conflicts_with_all = ["service", "scopes"])]
+        user: Option<String>,
+    },
+    /// Evaluate recommendation algorithms offline on an interaction file (Recall, NDCG,
+    /// coverage, fit time, memory), on the protocol of shared/data/README.md.
+    Eval(tailor_recommend::eval::EvalArgs),
+    /// Train the recommendation models now from the recommend database and make them active
+    /// (running recommend services pick the new version up).
+    Train,
+    /// Bulk-import interaction history into the recommend database.
+    Import {
+        /// `user item [rating [timestamp]]` per line; comma, tab or whitespace separated;
+        /// optional header; `.gz` accepted.
+        #[arg(long)]
+        input: PathBuf,
+        /// Behaviour the rows record: view, click, add_to_cart, purchase or share.
+        #[arg(long, default_value = "view")]
+        kind: ImportKind,
     },
     /// Check a server's grpc.health.v1 status; exit 0 when SERVING (for container probes).
     Health {
@@ -58,6 +78,34 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         timeout: u64,
     },
+}
+
+/// Behaviours an import can record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportKind {
+    /// Item views.
+    View,
+    /// Clicks.
+    Click,
+    /// Additions to cart.
+    AddToCart,
+    /// Purchases.
+    Purchase,
+    /// Shares.
+    Share,
+}
+
+impl ImportKind {
+    /// The `tailor.events.v1.BehaviorType` number.
+    pub fn number(self) -> i32 {
+        match self {
+            Self::View => 1,
+            Self::Click => 3,
+            Self::AddToCart => 4,
+            Self::Purchase => 6,
+            Self::Share => 8,
+        }
+    }
 }
 
 /// `all` or role names → roles, in start order.

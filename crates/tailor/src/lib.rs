@@ -52,8 +52,39 @@ pub async fn run(command: Command, settings: settings::Settings) -> anyhow::Resu
             serve::migrate(&settings, &roles).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Token { service, scopes } => {
-            println!("{}", ops::token(&settings.auth, &service, &scopes)?);
+        Command::Token {
+            service,
+            scopes,
+            user,
+        } => {
+            let token = match user {
+                Some(user) => ops::user_token(&settings.gateway.jwt, &user).await?,
+                None => ops::token(&settings.auth, &service, &scopes)?,
+            };
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(args) => {
+            let mut out = std::io::stdout();
+            tailor_recommend::eval::run(&args, &mut out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Train => {
+            let _telemetry = tailor_kit::telemetry::init("tailor-train", &settings.telemetry)?;
+            let row = ops::train(&settings.recommend).await?;
+            println!(
+                "model set {} trained on {} interactions in {:.1}s: {}",
+                row.version, row.interactions, row.train_seconds, row.metrics
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { input, kind } => {
+            let _telemetry = tailor_kit::telemetry::init("tailor-import", &settings.telemetry)?;
+            let report = ops::import(&settings.recommend, &input, kind.number()).await?;
+            println!(
+                "read {} rows, stored {} new interactions",
+                report.read, report.inserted
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Health {

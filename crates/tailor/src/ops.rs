@@ -3,8 +3,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::path::Path;
+use std::sync::Arc;
+
 use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
 use tailor_kit::auth::{AuthSettings, TokenIssuer};
+use tailor_kit::db::Db;
+use tailor_recommend::domain::recommender::Recommender;
+use tailor_recommend::store::Store;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -14,6 +21,60 @@ pub fn token(auth: &AuthSettings, service: &str, scopes: &[String]) -> anyhow::R
     let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let (token, _) = TokenIssuer::new(auth, service, &scopes)?.mint()?;
     Ok(token)
+}
+
+/// An app user's token signed with the gateway's shared secret.
+pub async fn user_token(
+    jwt: &tailor_gateway::config::JwtSettings,
+    user: &str,
+) -> anyhow::Result<String> {
+    let auth = tailor_gateway::auth::UserAuth::new(jwt).await?;
+    auth.mint(user, Duration::from_secs(24 * 3600))
+}
+
+fn progress_bar(template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Trains the recommend models from its database and activates them.
+pub async fn train(
+    settings: &tailor_recommend::Settings,
+) -> anyhow::Result<tailor_recommend::store::ModelRow> {
+    let db = Db::connect(&settings.database).await?;
+    db.migrate(&tailor_recommend::MIGRATIONS).await?;
+    let store = Store::new(db);
+    let recommender = Recommender::load(store, Arc::new(settings.clone())).await?;
+    let bar = progress_bar("{spinner} [{elapsed_precise}] {msg}");
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let row = recommender
+        .train_once(&bar)
+        .await?
+        .context("another replica holds the training lease; try again when it is done")?;
+    bar.finish_and_clear();
+    Ok(row)
+}
+
+/// Imports interaction history into the recommend database.
+pub async fn import(
+    settings: &tailor_recommend::Settings,
+    path: &Path,
+    kind: i32,
+) -> anyhow::Result<tailor_recommend::import::ImportReport> {
+    let db = Db::connect(&settings.database).await?;
+    db.migrate(&tailor_recommend::MIGRATIONS).await?;
+    let bar = progress_bar("{bar:40} {pos}/{len} rows [{elapsed_precise}, {eta} left]");
+    tailor_recommend::import::import(
+        &Store::new(db),
+        path,
+        kind,
+        &settings.training.weights,
+        &bar,
+    )
+    .await
 }
 
 /// Whether the server at `addr` reports `service` SERVING.

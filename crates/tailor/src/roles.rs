@@ -12,16 +12,31 @@ use crate::settings::Settings;
 pub enum Role {
     /// User profiles: behaviour ingestion, profiles, segments, analytics (port 50051).
     Profile,
+    /// Recommendations: catalog, models, serving (port 50052).
+    Recommend,
+    /// The mobile gateway: gRPC-web and gRPC for the app, and the storefront (port 8080).
+    Gateway,
 }
 
 impl Role {
     /// Every role, in start order (services before the gateway that calls them).
-    pub const ALL: &'static [Role] = &[Role::Profile];
+    pub const ALL: &'static [Role] = &[Role::Profile, Role::Recommend, Role::Gateway];
+
+    /// Scopes of the role's own service credential (what it may do on its own, beyond
+    /// acting for the user of a request).
+    pub fn scopes(self) -> &'static [&'static str] {
+        match self {
+            Self::Profile | Self::Recommend => &[],
+            Self::Gateway => &tailor_gateway::SCOPES,
+        }
+    }
 
     /// The role's name (also its OpenTelemetry service name suffix and env section).
     pub fn name(self) -> &'static str {
         match self {
             Self::Profile => "profile",
+            Self::Recommend => "recommend",
+            Self::Gateway => "gateway",
         }
     }
 
@@ -29,6 +44,8 @@ impl Role {
     pub fn server(self, settings: &Settings) -> &ServerSettings {
         match self {
             Self::Profile => &settings.profile.server,
+            Self::Recommend => &settings.recommend.server,
+            Self::Gateway => &settings.gateway.server,
         }
     }
 
@@ -36,6 +53,8 @@ impl Role {
     pub fn database(self, settings: &Settings) -> Option<&DatabaseSettings> {
         match self {
             Self::Profile => Some(&settings.profile.database),
+            Self::Recommend => Some(&settings.recommend.database),
+            Self::Gateway => None,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tailor_kit::auth::Verifier;
+use tailor_kit::auth::{TokenIssuer, TokenSource, Verifier};
 use tailor_kit::db::Db;
 use tailor_kit::events::Bus;
 use tailor_kit::grpc::server::bind;
@@ -106,15 +106,37 @@ async fn run_role(
             let app = tailor_profile::App::build(settings.profile.clone(), deps).await?;
             app.serve(listener, stop).await
         }
+        Role::Recommend => {
+            let deps = tailor_recommend::Deps {
+                db: connect(role, settings).await?,
+                redis: shared.redis.clone(),
+                bus: shared.bus.clone(),
+                verifier: shared.verifier.clone(),
+                events: settings.events.clone(),
+            };
+            let app = tailor_recommend::App::build(settings.recommend.clone(), deps).await?;
+            app.serve(listener, stop).await
+        }
+        Role::Gateway => {
+            let issuer = TokenIssuer::new(&settings.auth, role.name(), role.scopes())?;
+            let deps = tailor_gateway::Deps {
+                redis: shared.redis.clone(),
+                tokens: TokenSource::new(issuer),
+            };
+            let app = tailor_gateway::App::build(settings.gateway.clone(), deps).await?;
+            app.serve(listener, stop).await
+        }
     }
 }
 
 /// Applies every role's migrations and exits.
 pub async fn migrate(settings: &Settings, roles: &[Role]) -> anyhow::Result<()> {
-    for role in roles {
+    for role in roles.iter().filter(|r| r.database(settings).is_some()) {
         let db = connect(*role, settings).await?;
         match role {
             Role::Profile => db.migrate(&tailor_profile::MIGRATIONS).await?,
+            Role::Recommend => db.migrate(&tailor_recommend::MIGRATIONS).await?,
+            Role::Gateway => {}
         }
         tracing::info!(role = role.name(), "migrations applied");
         db.close().await;
@@ -134,7 +156,13 @@ fn print_banner(listeners: &[(Role, TcpListener)], shared: &Shared) {
         let addr = listener
             .local_addr()
             .map_or_else(|_| "?".to_owned(), |a| a.to_string());
-        println!("  {:<10} grpc://{addr}", role.name());
+        match role {
+            Role::Gateway => println!(
+                "  {:<10} http://{addr}  (storefront, gRPC-web and gRPC)",
+                role.name()
+            ),
+            _ => println!("  {:<10} grpc://{addr}", role.name()),
+        }
     }
     if let Some(metrics) = shared.settings.telemetry.metrics_listen {
         println!("  {:<10} http://{metrics}/metrics", "metrics");

@@ -36,6 +36,10 @@ pub struct Settings {
     pub events: EventSettings,
     /// The profile service.
     pub profile: tailor_profile::Settings,
+    /// The recommend service.
+    pub recommend: tailor_recommend::Settings,
+    /// The mobile gateway.
+    pub gateway: tailor_gateway::Settings,
 }
 
 impl Validate for Settings {
@@ -45,11 +49,27 @@ impl Validate for Settings {
         self.redis.validate(&key(prefix, "redis"))?;
         self.events.validate(&key(prefix, "events"))?;
         self.profile.validate(&key(prefix, "profile"))?;
-        if self.environment == Environment::Production && self.auth.uses_dev_secret() {
-            return Err(ConfigError::invalid(
-                key(prefix, "auth.service_secret"),
-                "the development secret is refused in production; set TAILOR_AUTH__SERVICE_SECRET",
-            ));
+        self.recommend.validate(&key(prefix, "recommend"))?;
+        self.gateway.validate(&key(prefix, "gateway"))?;
+        if self.environment == Environment::Production {
+            if self.auth.uses_dev_secret() {
+                return Err(ConfigError::invalid(
+                    key(prefix, "auth.service_secret"),
+                    "the development secret is refused in production; set TAILOR_AUTH__SERVICE_SECRET",
+                ));
+            }
+            if self.gateway.jwt.uses_dev_secret() {
+                return Err(ConfigError::invalid(
+                    key(prefix, "gateway.jwt.hs256_secret"),
+                    "the development user-token secret is refused in production; set it or use a JWKS",
+                ));
+            }
+            if self.gateway.dev_tokens {
+                return Err(ConfigError::invalid(
+                    key(prefix, "gateway.dev_tokens"),
+                    "development tokens are refused in production; set TAILOR_GATEWAY__DEV_TOKENS=false",
+                ));
+            }
         }
         Ok(())
     }

@@ -39,10 +39,19 @@ impl Running {
                 "TAILOR_PROFILE__SERVER__LISTEN",
                 format!("127.0.0.1:{port}"),
             )
+            .env(
+                "TAILOR_RECOMMEND__SERVER__LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            )
+            .env(
+                "TAILOR_GATEWAY__SERVER__LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            )
             .env("TAILOR_TELEMETRY__LOG_FORMAT", "json")
             .env_remove("REDIS_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // A file, never a pipe nobody reads (a full pipe would block the server's logging).
+            .stdout(std::fs::File::create(dir.path().join("out.log")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("err.log")).unwrap())
             .spawn()
             .unwrap();
         Self {
@@ -57,7 +66,7 @@ impl Running {
     }
 
     async fn wait_serving(&self) {
-        for _ in 0..200 {
+        for _ in 0..600 {
             let status = Command::new(BIN)
                 .args([
                     "health",
@@ -75,7 +84,13 @@ impl Running {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("tailor serve all never reported SERVING");
+        let log =
+            |name: &str| std::fs::read_to_string(self._dir.path().join(name)).unwrap_or_default();
+        panic!(
+            "tailor serve all never reported SERVING\nstdout:\n{}\nstderr:\n{}",
+            log("out.log"),
+            log("err.log")
+        );
     }
 
     fn terminate(&self) {

@@ -1,0 +1,507 @@
+//! Putting a list together: candidates from each source of a placement's blend, normalised
+//! and weighted, filtered (unavailable, excluded, already bought), boosted by business rules,
+//! diversified across categories, and explained. Pure: models and catalog in, a list out.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::catalog::{Catalog, Item};
+use super::models::ModelSet;
+use super::{PURCHASE, Placement, Touch};
+use crate::algo::{ItemIdx, Model, Query, Recommender as _};
+use crate::config::{Blend, ServingSettings};
+
+/// What a boost applies to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BoostTarget {
+    /// One item.
+    Item(String),
+    /// Items under a category path.
+    Category(String),
+    /// Items of a brand.
+    Brand(String),
+}
+
+/// A business rule multiplying matching items' scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Boost {
+    /// What it applies to.
+    pub target: BoostTarget,
+    /// Multiplier, > 0.
+    pub factor: f64,
+}
+
+impl Boost {
+    fn applies(&self, item: &Item) -> bool {
+        match &self.target {
+            BoostTarget::Item(id) => &item.item_id == id,
+            BoostTarget::Category(c) => {
+                item.category == *c || item.category.starts_with(&format!("{c}/"))
+            }
+            BoostTarget::Brand(b) => item.brand.eq_ignore_ascii_case(b),
+        }
+    }
+}
+
+/// Why an item is recommended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReasonKind {
+    /// Similar to the user's history.
+    SimilarToHistory,
+    /// Liked by similar users.
+    SimilarUsers,
+    /// Popular.
+    Popular,
+    /// Bought together with a context item.
+    BoughtTogether,
+    /// Matches the user's interests.
+    MatchesInterests,
+    /// Trending.
+    Trending,
+    /// Similar to the context item.
+    SimilarToContext,
+}
+
+/// One recommended item.
+#[derive(Debug, Clone)]
+pub struct Recommendation {
+    /// The item.
+    pub item: Arc<Item>,
+    /// Blended score.
+    pub score: f64,
+    /// Kind of reason.
+    pub reason_kind: ReasonKind,
+    /// Human-readable reason.
+    pub reason: String,
+    /// The item the reason refers to.
+    pub reason_item: Option<String>,
+    /// The source that contributed most.
+    pub source: String,
+}
+
+/// One request's inputs.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// Where it is shown.
+    pub placement: Placement,
+    /// The user.
+    pub user_id: &'a str,
+    /// Recent interactions, newest first (empty when personalization is not allowed).
+    pub history: &'a [Touch],
+    /// Whether what the models learned about this user may be used (consent given and not
+    /// erased since training).
+    pub use_user_state: bool,
+    /// Context items (product page item, cart, purchase).
+    pub context: &'a [String],
+    /// Items not to return.
+    pub exclude: &'a [String],
+    /// Items wanted.
+    pub page_size: usize,
+    /// Business boosts.
+    pub boosts: &'a [Boost],
+    /// Region, for cold start.
+    pub region: Option<&'a str>,
+    /// Onboarding categories, for cold start.
+    pub onboarding: &'a [String],
+}
+
+/// Sources whose candidates come from items the query names.
+const ITEM_BASED: [&str; 4] = ["itemknn", "sequence", "content", "embedding"];
+
+/// The ranked, explained list for a request.
+pub fn recommend(
+    models: &ModelSet,
+    catalog: &Catalog,
+    blend: &Blend,
+    settings: &ServingSettings,
+    req: &Request<'_>,
+) -> Vec<Recommendation> {
+    // Anchors: context first (it is what the page is about), then the user's history, each
+    // weighted by behaviour and discounted by recency.
+    let mut anchors: Vec<(ItemIdx, f32)> = Vec::new();
+    for id in req.context {
+        if let Some(i) = models.items.get(id) {
+            anchors.push((i, 8.0));
+        }
+    }
+    for (rank, touch) in req.history.iter().take(settings.history_length).enumerate() {
+        if let Some(i) = models.items.get(&touch.item_id) {
+            anchors.push((
+                i,
+                touch.weight.max(0.1) * 0.9f32.powi(i32::try_from(rank).unwrap_or(i32::MAX)),
+            ));
+        }
+    }
+    let history: Vec<ItemIdx> = anchors.iter().map(|(i, _)| *i).collect();
+    let weights: Vec<f32> = anchors.iter().map(|(_, w)| *w).collect();
+    let user = if req.use_user_state {
+        models.users.get(req.user_id)
+    } else {
+        None
+    };
+    let query = Query {
+        user,
+        history: &history,
+        weights: Some(&weights),
+    };
+    let has_signal = user.is_some() || !history.is_empty();
+
+    let mut excluded: HashSet<String> = req.exclude.iter().cloned().collect();
+    excluded.extend(req.context.iter().cloned());
+    excluded.extend(
+        req.history
+            .iter()
+            .filter(|t| t.kind == PURCHASE)
+            .map(|t| t.item_id.clone()),
+    );
+    let exclude_idx: Vec<ItemIdx> = excluded
+        .iter()
+        .filter_map(|id| models.items.get(id))
+        .collect();
+
+    let mut blended: Blended = HashMap::new();
+    let k = settings.candidates_per_source;
+    for (source, weight) in blend.iter().filter(|(_, w)| **w > 0.0) {
+        let Some(model) = models.sources.get(source) else {
+            continue;
+        };
+        if source == "popular" || source == "trending" {
+            add(
+                &mut blended,
+                source,
+                *weight,
+                popular_candidates(models, model, req, k, &exclude_idx, has_signal),
+            );
+        } else if has_signal {
+            add(
+                &mut blended,
+                source,
+                *weight,
+                model.recommend(&query, k, &exclude_idx),
+            );
+        }
+    }
+    if blended.len() < req.page_size * 2
+        && let Some(popular) = models.sources.get("popular")
+    {
+        // Never leave a page short: backfill below everything else.
+        let backfill = popular_candidates(models, popular, req, k, &exclude_idx, has_signal);
+        add(&mut blended, "popular", 1e-3, backfill);
+    }
+
+    let mut ranked: Vec<(Arc<Item>, f64, String)> = blended
+        .into_iter()
+        .filter_map(|(idx, (score, source, _))| {
+            let id = models.items.external(idx)?;
+            if excluded.contains(id) {
+                return None;
+            }
+            let item = catalog.get(id).filter(|i| i.available)?;
+            let boost: f64 = req
+                .boosts
+                .iter()
+                .filter(|b| b.applies(&item))
+                .map(|b| b.factor)
+                .product();
+            Some((item, score * boost, source))
+        })
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| a.0.item_id.cmp(&b.0.item_id))
+    });
+    // Feeds should not be one category; lists about one item (its page, a cart) may be.
+    let share = match req.placement {
+        Placement::Home | Placement::PostPurchase => settings.max_category_share,
+        Placement::ProductPage | Placement::Cart => 1.0,
+    };
+    let page = diversify(ranked, req.page_size, share);
+    explain(models, catalog, req, page)
+}
+
+/// item → (blended score, best source, that source's contribution).
+type Blended = HashMap<ItemIdx, (f64, String, f64)>;
+
+/// Adds one source's candidates with `weight`. Scores of different models are not
+/// comparable, so each list is scaled by its best score (by rank when scores are degenerate).
+fn add(blended: &mut Blended, source: &str, weight: f64, candidates: Vec<(ItemIdx, f32)>) {
+    let top = candidates.first().map_or(0.0, |(_, s)| f64::from(*s));
+    for (rank, (item, score)) in candidates.into_iter().enumerate() {
+        let normalised = if top > 0.0 {
+            f64::from(score).max(0.0) / top
+        } else {
+            1.0 / (rank + 1) as f64
+        };
+        let contribution = weight * normalised;
+        let entry = blended.entry(item).or_insert((0.0, String::new(), 0.0));
+        entry.0 += contribution;
+        if contribution > entry.2 {
+            entry.1 = source.to_owned();
+            entry.2 = contribution;
+        }
+    }
+}
+
+/// Popularity candidates: global when the user gives any signal, else the best cold-start
+/// list available (onboarding categories, then the region, then global).
+fn popular_candidates(
+    models: &ModelSet,
+    model: &Model,
+    req: &Request<'_>,
+    k: usize,
+    exclude: &[ItemIdx],
+    has_signal: bool,
+) -> Vec<(ItemIdx, f32)> {
+    if !has_signal {
+        let onboarding: Vec<(ItemIdx, f32)> = req
+            .onboarding
+            .iter()
+            .filter_map(|c| models.popular_by_category.get(&c.trim().to_lowercase()))
+            .flat_map(|list| list.iter().take(k).copied())
+            .filter(|(i, _)| !exclude.contains(i))
+            .collect();
+        if !onboarding.is_empty() {
+            return sorted(onboarding);
+        }
+        if let Some(list) = req.region.and_then(|r| models.region_popular.get(r)) {
+            return list
+                .iter()
+                .filter(|(i, _)| !exclude.contains(i))
+                .take(k)
+                .copied()
+                .collect();
+        }
+    }
+    model.recommend(&Query::anonymous(&[]), k, exclude)
+}
+
+fn sorted(mut list: Vec<(ItemIdx, f32)>) -> Vec<(ItemIdx, f32)> {
+    list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    list.dedup_by_key(|(i, _)| *i);
+    list
+}
+
+/// Takes the best items, at most `max_share` of the page from one top-level category; items
+/// held back fill the page only if nothing else can.
+fn diversify(
+    ranked: Vec<(Arc<Item>, f64, String)>,
+    page: usize,
+    max_share: f64,
+) -> Vec<(Arc<Item>, f64, String)> {
+    let cap = ((page as f64 * max_share).ceil() as usize).max(1);
+    let mut per_category: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(page);
+    let mut held = Vec::new();
+    for entry in ranked {
+        if out.len() == page {
+            break;
+        }
+        let n = per_category
+            .entry(entry.0.top_category().to_owned())
+            .or_default();
+        if *n < cap {
+            *n += 1;
+            out.push(entry);
+        } else {
+            held.push(entry);
+        }
+    }
+    out.extend(held.into_iter().take(page - out.len()));
+    out
+}
+
+fn explain(
+    models: &ModelSet,
+    catalog: &Catalog,
+    req: &Request<'_>,
+    page: Vec<(Arc<Item>, f64, String)>,
+) -> Vec<Recommendation> {
+    // For item-based sources, the reason is the most recent anchor whose neighbours include
+    // the item; neighbour lists are fetched once per anchor.
+    let anchors: Vec<&str> = req
+        .context
+        .iter()
+        .map(String::as_str)
+        .chain(req.history.iter().map(|t| t.item_id.as_str()))
+        .take(10)
+        .collect();
+    let mut neighbours: HashMap<(String, String), HashSet<ItemIdx>> = HashMap::new();
+    let title = |id: &str| {
+        catalog
+            .get(id)
+            .map_or_else(|| id.to_owned(), |i| i.title.clone())
+    };
+    page.into_iter()
+        .map(|(item, score, source)| {
+            let idx = models.items.get(&item.item_id);
+            let mut anchor = None;
+            if ITEM_BASED.contains(&source.as_str()) || source == "rules" {
+                if let (Some(model), Some(idx)) = (models.sources.get(&source), idx) {
+                    for a in &anchors {
+                        let Some(a_idx) = models.items.get(a) else {
+                            continue;
+                        };
+                        let set = neighbours
+                            .entry((source.clone(), (*a).to_owned()))
+                            .or_insert_with(|| {
+                                model
+                                    .similar_items(a_idx, 100)
+                                    .into_iter()
+                                    .map(|(i, _)| i)
+                                    .collect()
+                            });
+                        if set.contains(&idx) {
+                            anchor = Some((*a).to_owned());
+                            break;
+                        }
+                    }
+                }
+                if anchor.is_none() {
+                    anchor = anchors.first().map(|a| (*a).to_owned());
+                }
+            }
+            let in_context = anchor.as_ref().is_some_and(|a| req.context.contains(a));
+            let (reason_kind, reason) = match (source.as_str(), &anchor) {
+                ("rules", Some(a)) => (
+                    ReasonKind::BoughtTogether,
+                    format!("Often bought with {}", title(a)),
+                ),
+                (s, Some(a)) if ITEM_BASED.contains(&s) && in_context => (
+                    ReasonKind::SimilarToContext,
+                    format!("Similar to {}", title(a)),
+                ),
+                (s, Some(a)) if ITEM_BASED.contains(&s) => (
+                    ReasonKind::SimilarToHistory,
+                    format!("Because you viewed {}", title(a)),
+                ),
+                ("userknn", _) => (
+                    ReasonKind::SimilarUsers,
+                    "Popular with shoppers like you".to_owned(),
+                ),
+                ("als" | "bpr", _) => (ReasonKind::MatchesInterests, "Picked for you".to_owned()),
+                ("trending", _) => (ReasonKind::Trending, "Trending now".to_owned()),
+                _ if item.category.is_empty() => {
+                    (ReasonKind::Popular, "Popular right now".to_owned())
+                }
+                _ => (
+                    ReasonKind::Popular,
+                    format!("Popular in {}", item.top_category()),
+                ),
+            };
+            Recommendation {
+                reason_item: anchor.filter(|_| {
+                    reason_kind != ReasonKind::Popular && reason_kind != ReasonKind::Trending
+                }),
+                item,
+                score,
+                reason_kind,
+                reason,
+                source,
+            }
+        })
+        .collect()
+}
+
+/// An item bought together with another, with the rule's strength.
+#[derive(Debug, Clone)]
+pub struct Associated {
+    /// The item.
+    pub item: Arc<Item>,
+    /// Share of baskets holding both.
+    pub support: f32,
+    /// P(this | the other).
+    pub confidence: f32,
+    /// Confidence over this item's base rate.
+    pub lift: f32,
+}
+
+/// Items bought together with `item_id`, strongest first.
+pub fn bought_together(
+    models: &ModelSet,
+    catalog: &Catalog,
+    item_id: &str,
+    k: usize,
+) -> Vec<Associated> {
+    let (Some(Model::Rules(rules)), Some(idx)) =
+        (models.sources.get("rules"), models.items.get(item_id))
+    else {
+        return Vec::new();
+    };
+    rules
+        .rules_for(idx)
+        .iter()
+        .filter_map(|r| {
+            let item = catalog
+                .get(models.items.external(r.consequent)?)
+                .filter(|i| i.available)?;
+            Some(Associated {
+                item,
+                support: r.support,
+                confidence: r.confidence,
+                lift: r.lift,
+            })
+        })
+        .take(k)
+        .collect()
+}
+
+/// The most popular (or trending) items, under `category` when given.
+pub fn popular(
+    models: &ModelSet,
+    catalog: &Catalog,
+    category: Option<&str>,
+    trending: bool,
+    k: usize,
+) -> Vec<Recommendation> {
+    let source = if trending && models.sources.contains_key("trending") {
+        "trending"
+    } else {
+        "popular"
+    };
+    let Some(model) = models.sources.get(source) else {
+        return Vec::new();
+    };
+    let candidates: Vec<(ItemIdx, f32)> = match category {
+        Some(category) => {
+            let Some(list) = models.popular_by_category.get(category) else {
+                return Vec::new();
+            };
+            let items: Vec<ItemIdx> = list.iter().map(|(i, _)| *i).collect();
+            let scores = model.score_items(&Query::anonymous(&[]), &items);
+            let mut scored: Vec<(ItemIdx, f32)> = items
+                .into_iter()
+                .zip(scores)
+                .filter(|(_, s)| !trending || *s > 0.0)
+                .collect();
+            scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            scored
+        }
+        None => model.recommend(&Query::anonymous(&[]), k * 2, &[]),
+    };
+    let (reason_kind, reason) = match (trending, category) {
+        (true, Some(c)) => (ReasonKind::Trending, format!("Trending in {c}")),
+        (true, None) => (ReasonKind::Trending, "Trending now".to_owned()),
+        (false, Some(c)) => (ReasonKind::Popular, format!("Popular in {c}")),
+        (false, None) => (ReasonKind::Popular, "Popular right now".to_owned()),
+    };
+    candidates
+        .into_iter()
+        .filter_map(|(idx, score)| {
+            let item = catalog
+                .get(models.items.external(idx)?)
+                .filter(|i| i.available)?;
+            Some(Recommendation {
+                item,
+                score: f64::from(score),
+                reason_kind,
+                reason: reason.clone(),
+                reason_item: None,
+                source: source.to_owned(),
+            })
+        })
+        .take(k)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,248 @@
+use std::collections::HashMap;
+
+use indicatif::ProgressBar;
+use tailor_kit::time::SECOND;
+
+use super::*;
+use crate::config::{ServingSettings, TrainingSettings};
+use crate::domain::models::{TrainingInput, TrainingRow, train};
+
+/// Two worlds: books (b*) read together, kitchen items (k*) bought together; k3 is not
+/// available; "fresh" is a new book nobody touched.
+fn world() -> (ModelSet, Catalog) {
+    let catalog = Catalog::default();
+    let mut items = Vec::new();
+    for (id, category, title) in [
+        ("b1", "books/scifi", "Dune"),
+        ("b2", "books/scifi", "Foundation"),
+        ("b3", "books/scifi", "Hyperion"),
+        ("b4", "books/history", "SPQR"),
+        ("k1", "home/kitchen", "Kettle"),
+        ("k2", "home/kitchen", "Teapot"),
+        ("k3", "home/kitchen", "Cups"),
+        ("fresh", "books/scifi", "Dune Messiah"),
+    ] {
+        items.push(Item {
+            item_id: id.to_owned(),
+            title: title.to_owned(),
+            description: format!("{title} {category} desert planet spice")
+                .replace("Kettle", "kettle boil water"),
+            category: category.to_owned(),
+            available: id != "k3",
+            ..Item::default()
+        });
+    }
+    catalog.apply(
+        items
+            .iter()
+            .map(|i| (i.item_id.clone(), Some(i.clone()), 1))
+            .collect(),
+    );
+    let mut rows = Vec::new();
+    let mut t = 0;
+    for u in 0..20 {
+        let (basket, kind): (&[&str], i32) = if u % 2 == 0 {
+            (&["b1", "b2", "b3", "b4"], 1)
+        } else {
+            (&["k1", "k2", "k3"], PURCHASE)
+        };
+        for item in basket {
+            t += 1;
+            rows.push(TrainingRow {
+                user_id: format!("u{u}"),
+                item_id: (*item).to_owned(),
+                kind,
+                weight: 1.0,
+                occurred_at: t * SECOND,
+            });
+        }
+    }
+    let input = TrainingInput {
+        rows,
+        catalog: catalog.all(),
+        regions: HashMap::from([("u1".to_owned(), "CN-31".to_owned())]),
+    };
+    let settings = TrainingSettings {
+        holdout: false,
+        ..TrainingSettings::default()
+    };
+    (
+        train(&input, &settings, &ProgressBar::hidden()).unwrap(),
+        catalog,
+    )
+}
+
+fn request<'a>(
+    placement: Placement,
+    user: &'a str,
+    history: &'a [Touch],
+    context: &'a [String],
+) -> Request<'a> {
+    Request {
+        placement,
+        user_id: user,
+        history,
+        use_user_state: true,
+        context,
+        exclude: &[],
+        page_size: 3,
+        boosts: &[],
+        region: None,
+        onboarding: &[],
+    }
+}
+
+fn touch(item: &str, kind: i32) -> Touch {
+    Touch {
+        item_id: item.to_owned(),
+        kind,
+        weight: 1.0,
+        at: 0,
+    }
+}
+
+fn ids(list: &[Recommendation]) -> Vec<&str> {
+    list.iter().map(|r| r.item.item_id.as_str()).collect()
+}
+
+#[test]
+fn history_drives_the_home_feed_and_each_item_is_explained() {
+    let (models, catalog) = world();
+    let settings = ServingSettings::default();
+    let history = [touch("b1", 1)];
+    let list = recommend(
+        &models,
+        &catalog,
+        &settings.home,
+        &settings,
+        &request(Placement::Home, "newcomer", &history, &[]),
+    );
+    assert_eq!(list.len(), 3);
+    assert!(
+        ids(&list)
+            .iter()
+            .take(2)
+            .all(|id| id.starts_with('b') || *id == "fresh"),
+        "{:?}",
+        ids(&list)
+    );
+    let similar = list
+        .iter()
+        .find(|r| r.reason_kind == ReasonKind::SimilarToHistory)
+        .expect("an item-based reason");
+    assert_eq!(similar.reason, "Because you viewed Dune");
+    assert_eq!(similar.reason_item.as_deref(), Some("b1"));
+}
+
+#[test]
+fn bought_unavailable_and_excluded_items_never_come_back() {
+    let (models, catalog) = world();
+    let settings = ServingSettings::default();
+    let history = [touch("k1", PURCHASE)];
+    let exclude = ["k2".to_owned()];
+    let mut req = request(Placement::Home, "u1", &history, &[]);
+    req.exclude = &exclude;
+    req.page_size = 8;
+    let list = recommend(&models, &catalog, &settings.home, &settings, &req);
+    let got = ids(&list);
+    assert!(!got.contains(&"k1"), "bought");
+    assert!(!got.contains(&"k2"), "excluded by the caller");
+    assert!(!got.contains(&"k3"), "unavailable");
+}
+
+#[test]
+fn the_product_page_is_about_its_item_and_rules_explain_bought_together() {
+    let (models, catalog) = world();
+    let settings = ServingSettings::default();
+    let context = ["k1".to_owned()];
+    let list = recommend(
+        &models,
+        &catalog,
+        &settings.cart,
+        &settings,
+        &request(Placement::Cart, "anon", &[], &context),
+    );
+    assert_eq!(list[0].item.item_id, "k2");
+    assert_eq!(list[0].reason, "Often bought with Kettle");
+    assert!(
+        !ids(&list).contains(&"k1"),
+        "the context item itself is not recommended"
+    );
+    let together = bought_together(&models, &catalog, "k1", 5);
+    assert_eq!(together.len(), 1, "k3 is unavailable");
+    assert!(together[0].lift > 1.0, "lift above chance");
+}
+
+#[test]
+fn a_new_item_is_reachable_through_content_before_anyone_touched_it() {
+    let (models, catalog) = world();
+    let settings = ServingSettings::default();
+    let context = ["b1".to_owned()];
+    let mut req = request(Placement::ProductPage, "", &[], &context);
+    req.page_size = 4;
+    let list = recommend(&models, &catalog, &settings.product_page, &settings, &req);
+    assert!(ids(&list).contains(&"fresh"), "{:?}", ids(&list));
+}
+
+#[test]
+fn cold_start_uses_onboarding_categories_then_region_then_global() {
+    let (models, catalog) = world();
+    let settings = ServingSettings::default();
+    let onboarding = ["home".to_owned()];
+    let mut req = request(Placement::Home, "stranger", &[], &[]);
+    req.onboarding = &onboarding;
+    let list = recommend(&models, &catalog, &settings.home, &settings, &req);
+    assert!(
+        ids(&list).iter().all(|id| id.starts_with('k')),
+        "{:?}",
+        ids(&list)
+    );
+    assert_eq!(list[0].reason, "Popular in home");
+
+    let mut req = request(Placement::Home, "stranger", &[], &[]);
+    req.region = Some("CN-31");
+    let list = recommend(&models, &catalog, &settings.home, &settings, &req);
+    assert!(
+        ids(&list)[0].starts_with('k'),
+        "u1 of CN-31 buys kitchen items: {:?}",
+        ids(&list)
+    );
+}
+
+#[test]
+fn boosts_reorder_and_no_category_takes_the_whole_page() {
+    let (models, catalog) = world();
+    let settings = ServingSettings {
+        max_category_share: 0.5,
+        ..ServingSettings::default()
+    };
+    let history = [touch("b1", 1), touch("k1", 1)];
+    let boosts = [Boost {
+        target: BoostTarget::Category("home".into()),
+        factor: 50.0,
+    }];
+    let mut req = request(Placement::Home, "x", &history, &[]);
+    req.boosts = &boosts;
+    req.page_size = 4;
+    let list = recommend(&models, &catalog, &settings.home, &settings, &req);
+    assert_eq!(list[0].item.top_category(), "home", "{:?}", ids(&list));
+    let homes = list
+        .iter()
+        .filter(|r| r.item.top_category() == "home")
+        .count();
+    assert!(homes <= 2, "at most half the page: {:?}", ids(&list));
+}
+
+#[test]
+fn popular_lists_respect_categories_and_availability() {
+    let (models, catalog) = world();
+    let books = popular(&models, &catalog, Some("books"), false, 10);
+    assert!(
+        ids(&books)
+            .iter()
+            .all(|id| id.starts_with('b') || *id == "fresh")
+    );
+    assert_eq!(books[0].reason, "Popular in books");
+    let kitchen = popular(&models, &catalog, Some("home/kitchen"), false, 10);
+    assert!(!ids(&kitchen).contains(&"k3"));
+}
