@@ -361,6 +361,15 @@ impl Recommender for Model {
 }
 
 /// Checks a configuration value, naming the field in the error.
+/// Zeroes the `width`-wide rows of `factors` whose index `is_cold`.
+pub(crate) fn zero_cold_rows(factors: &mut [f32], width: usize, is_cold: impl Fn(u32) -> bool) {
+    for (row, chunk) in factors.chunks_exact_mut(width).enumerate() {
+        if is_cold(row as u32) {
+            chunk.fill(0.0);
+        }
+    }
+}
+
 pub(crate) fn ensure(ok: bool, field: &'static str, reason: impl Into<String>) -> Result<()> {
     if ok {
         Ok(())

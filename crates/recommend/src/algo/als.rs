@@ -169,6 +169,10 @@ impl Als {
             solve_half(&ci, &mut item_factors, &user_factors, d, config);
             progress.inc(1);
         }
+        // Rows nobody interacted with keep their random start; zero them so an item never
+        // seen scores nothing (and folding it in says nothing) instead of noise.
+        super::zero_cold_rows(&mut item_factors, d, |i| data.item_users().row_len(i) == 0);
+        super::zero_cold_rows(&mut user_factors, d, |u| data.user_items().row_len(u) == 0);
         let gram = gram(&item_factors, d, config.regularization);
         let item_norms = item_factors
             .chunks_exact(d)

@@ -177,6 +177,9 @@ impl Bpr {
             item_factors[i as usize * w..(i as usize + 1) * w]
                 .copy_from_slice(&items[pos * w..(pos + 1) * w]);
         }
+        // Items never sampled as anyone's positive keep their random start: zero them (bias
+        // included) so they score nothing rather than noise.
+        super::zero_cold_rows(&mut item_factors, w, |i| data.item_users().row_len(i) == 0);
         let item_norms = item_factors
             .chunks_exact(w)
             .map(|y| {

@@ -181,10 +181,13 @@ pub fn recommend(
             );
         }
     }
-    if blended.len() < req.page_size * 2
+    // Feeds are never left short: backfill below everything else. Lists about one item (its
+    // page, a cart) stay about it, even if short.
+    let feed = matches!(req.placement, Placement::Home | Placement::PostPurchase);
+    if feed
+        && blended.len() < req.page_size * 2
         && let Some(popular) = models.sources.get("popular")
     {
-        // Never leave a page short: backfill below everything else.
         let backfill = popular_candidates(models, popular, req, k, &exclude_idx, has_signal);
         add(&mut blended, "popular", 1e-3, backfill);
     }
@@ -223,16 +226,19 @@ pub fn recommend(
 type Blended = HashMap<ItemIdx, (f64, String, f64)>;
 
 /// Adds one source's candidates with `weight`. Scores of different models are not
-/// comparable, so each list is scaled by its best score (by rank when scores are degenerate).
+/// comparable, so each list is scaled by its best score. A list whose best score is not
+/// positive carries no signal (e.g. a factor model folding in items it never saw) and is
+/// left out rather than ranked arbitrarily.
 fn add(blended: &mut Blended, source: &str, weight: f64, candidates: Vec<(ItemIdx, f32)>) {
     let top = candidates.first().map_or(0.0, |(_, s)| f64::from(*s));
-    for (rank, (item, score)) in candidates.into_iter().enumerate() {
-        let normalised = if top > 0.0 {
-            f64::from(score).max(0.0) / top
-        } else {
-            1.0 / (rank + 1) as f64
-        };
-        let contribution = weight * normalised;
+    if top <= 0.0 || !top.is_finite() {
+        return;
+    }
+    for (item, score) in candidates {
+        let contribution = weight * f64::from(score).max(0.0) / top;
+        if contribution <= 0.0 {
+            continue;
+        }
         let entry = blended.entry(item).or_insert((0.0, String::new(), 0.0));
         entry.0 += contribution;
         if contribution > entry.2 {
