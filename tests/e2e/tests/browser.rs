@@ -3,7 +3,7 @@
 //! clicks items and asserts that the feed updates (crates/gateway/web/tests/storefront.mjs).
 //!
 //! Needs Node.js, `npm ci` in crates/gateway/web and Debian's chromium. CI provides them and
-//! sets `TAILOR_REQUIRE_BROWSER=1`, so there the test must run; elsewhere it says it skipped.
+//! sets `TAILOR_CI=1`, so there the test must run; elsewhere it says it skipped.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -33,8 +33,8 @@ fn missing_prerequisite() -> Option<String> {
 async fn the_storefront_in_a_real_browser_updates_the_feed_as_the_shopper_browses() {
     if let Some(missing) = missing_prerequisite() {
         assert!(
-            std::env::var_os("TAILOR_REQUIRE_BROWSER").is_none(),
-            "TAILOR_REQUIRE_BROWSER is set but {missing}"
+            std::env::var_os("TAILOR_CI").is_none(),
+            "TAILOR_CI is set but {missing}"
         );
         eprintln!("browser test skipped: {missing}");
         return;
