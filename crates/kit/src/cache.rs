@@ -64,6 +64,7 @@ impl Cache {
     }
 
     /// The cached value for `key`, if any.
+    #[tracing::instrument(name = "cache", skip_all, fields(otel.kind = "client", db.operation = "get"))]
     pub async fn get(&self, key: &str) -> Option<Bytes> {
         let key = format!("{}{key}", self.prefix);
         match &self.backend {
@@ -82,6 +83,7 @@ impl Cache {
     }
 
     /// Stores `value` under `key` for the cache's TTL.
+    #[tracing::instrument(name = "cache", skip_all, fields(otel.kind = "client", db.operation = "set"))]
     pub async fn set(&self, key: &str, value: Bytes) {
         let key = format!("{}{key}", self.prefix);
         match &self.backend {
@@ -97,6 +99,7 @@ impl Cache {
     }
 
     /// Drops the entries for `keys` (after the data behind them changed).
+    #[tracing::instrument(name = "cache", skip_all, fields(otel.kind = "client", db.operation = "invalidate"))]
     pub async fn invalidate(&self, keys: &[&str]) {
         if keys.is_empty() {
             return;

@@ -111,6 +111,7 @@ impl Store {
     }
 
     /// Creates or replaces items.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "upsert_items"))]
     pub async fn upsert_items(&self, tx: &mut Tx, items: &[Item], now: Micros) -> Result<()> {
         for chunk in items.chunks(MAX_BIND_PARAMETERS / ITEM_COLUMN_COUNT) {
             let sql = format!(
@@ -152,6 +153,7 @@ impl Store {
     }
 
     /// Marks items deleted; returns how many were live.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "delete_items"))]
     pub async fn delete_items(&self, tx: &mut Tx, ids: &[String], now: Micros) -> Result<u64> {
         let mut deleted = 0;
         for chunk in ids.chunks(MAX_BIND_PARAMETERS - 1) {
@@ -169,6 +171,7 @@ impl Store {
     }
 
     /// Catalog changes stamped after `since` (minus an overlap): live items and deletions.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "catalog_changes"))]
     pub async fn catalog_changes(
         &self,
         since: Micros,
@@ -190,6 +193,7 @@ impl Store {
     }
 
     /// Stores interactions, skipping event ids already stored for the user.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "insert_interactions"))]
     pub async fn insert_interactions(&self, tx: &mut Tx, rows: &[NewInteraction]) -> Result<u64> {
         let mut inserted = 0;
         for chunk in rows.chunks(MAX_BIND_PARAMETERS / 6) {
@@ -214,6 +218,7 @@ impl Store {
     }
 
     /// A user's most recent interactions, newest first.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "history"))]
     pub async fn history(&self, user_id: &str, limit: usize) -> Result<Vec<Touch>> {
         let rows = sqlx::query(
             "SELECT item_id, kind, weight, occurred_at FROM interaction WHERE user_id = $1 \
@@ -236,6 +241,7 @@ impl Store {
     }
 
     /// (personalization allowed, erased since the active model was trained) of a user.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "user_flags"))]
     pub async fn user_flags(&self, user_id: &str) -> Result<(bool, bool)> {
         let row = sqlx::query(
             "SELECT (SELECT personalization_allowed FROM user_consent WHERE user_id = $1), \
@@ -250,6 +256,7 @@ impl Store {
     }
 
     /// Every interaction, for training.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "training_rows"))]
     pub async fn training_rows(&self) -> Result<Vec<TrainingRow>> {
         let rows =
             sqlx::query("SELECT user_id, item_id, kind, weight, occurred_at FROM interaction")
@@ -269,6 +276,7 @@ impl Store {
     }
 
     /// Known regions of users.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "regions"))]
     pub async fn regions(&self) -> Result<HashMap<String, String>> {
         let rows = sqlx::query("SELECT user_id, region FROM user_region")
             .fetch_all(self.db.pool())
@@ -279,6 +287,7 @@ impl Store {
     }
 
     /// Records users' regions.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_regions"))]
     pub async fn save_regions(&self, regions: &[(String, String)]) -> Result<()> {
         for chunk in regions.chunks(MAX_BIND_PARAMETERS / 2) {
             let sql = format!(
@@ -296,6 +305,7 @@ impl Store {
     }
 
     /// Records exposures.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_exposures"))]
     pub async fn save_exposures(&self, exposures: &[Exposure]) -> Result<()> {
         for chunk in exposures.chunks(MAX_BIND_PARAMETERS / 8) {
             let sql = format!(
@@ -322,6 +332,7 @@ impl Store {
 
     /// Stores a trained model set, makes it the active one, and drops all but the newest
     /// `keep` versions.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_model"))]
     pub async fn save_model(&self, row: &ModelRow, blob: &[u8], keep: usize) -> Result<()> {
         let mut tx = self.db.begin_write().await?;
         sqlx::query("UPDATE model_version SET active = 0 WHERE active = 1")
@@ -358,6 +369,7 @@ impl Store {
     }
 
     /// The active version's id.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "active_version"))]
     pub async fn active_version(&self) -> Result<Option<String>> {
         let row = sqlx::query("SELECT version FROM model_version WHERE active = 1")
             .fetch_optional(self.db.pool())
@@ -366,6 +378,7 @@ impl Store {
     }
 
     /// The active version's blob.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "active_model"))]
     pub async fn active_model(&self) -> Result<Option<(String, Vec<u8>)>> {
         let row = sqlx::query("SELECT version, blob FROM model_version WHERE active = 1")
             .fetch_optional(self.db.pool())
@@ -376,6 +389,7 @@ impl Store {
     }
 
     /// Model versions, newest first, after `after` (a created_at), at most `limit`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "models"))]
     pub async fn models(&self, after: Option<Micros>, limit: usize) -> Result<Vec<ModelRow>> {
         let rows = sqlx::query(
             "SELECT version, created_at, active, metrics, interactions, users, items, train_seconds \
@@ -403,6 +417,7 @@ impl Store {
 
     /// Takes (or renews) the training lease for `holder` until `until`; false when another
     /// holder's lease is still running.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "take_lease"))]
     pub async fn take_lease(&self, holder: &str, now: Micros, until: Micros) -> Result<bool> {
         let taken = sqlx::query(
             "INSERT INTO training_lease (name, holder, expires_at) VALUES ('training', $1, $2) \
@@ -419,6 +434,7 @@ impl Store {
     }
 
     /// Gives the training lease back.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "release_lease"))]
     pub async fn release_lease(&self, holder: &str) -> Result<()> {
         sqlx::query("DELETE FROM training_lease WHERE name = 'training' AND holder = $1")
             .bind(holder)
@@ -428,6 +444,7 @@ impl Store {
     }
 
     /// Records a consent decision unless a newer one was applied; returns whether applied.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_consent"))]
     pub async fn save_consent(
         &self,
         tx: &mut Tx,
@@ -450,6 +467,7 @@ impl Store {
     }
 
     /// A page of a user's interactions in event id order after `after`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "user_interactions"))]
     pub async fn user_interactions(
         &self,
         user_id: &str,
@@ -480,6 +498,7 @@ impl Store {
     }
 
     /// A user's exposures and region (exported with the first page).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "user_extras"))]
     pub async fn user_extras(&self, user_id: &str) -> Result<(Vec<Exposure>, Option<String>)> {
         let rows = sqlx::query(
             "SELECT recommendation_id, placement, experiment, variant, model_version, items, created_at \
@@ -518,6 +537,7 @@ impl Store {
     }
 
     /// Erases a user and remembers that the trained models may still know them.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "erase_user"))]
     pub async fn erase_user(&self, tx: &mut Tx, user_id: &str, now: Micros) -> Result<Erased> {
         let interactions =
             delete_for(tx, "DELETE FROM interaction WHERE user_id = $1", user_id).await?;
