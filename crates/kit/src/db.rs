@@ -33,6 +33,40 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The backend of a connection (e.g. inside a transaction).
+    pub fn of_connection(conn: &sqlx::AnyConnection) -> Self {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            Self::Sqlite
+        } else {
+            Self::Postgres
+        }
+    }
+
+    /// [`values_placeholders`] in this backend's fastest form. On PostgreSQL that is `$n`.
+    /// On SQLite it is anonymous `?`: sqlx looks up the name of every numbered parameter, a
+    /// linear scan in SQLite, so binding a statement with n `$n` parameters costs O(n²) —
+    /// two thirds of the profile service's ingestion time with 8,500-parameter inserts.
+    /// `?` are numbered by position, so every placeholder of such a statement must come from
+    /// these two methods, in binding order.
+    pub fn values_placeholders(self, rows: usize, columns: usize, first: usize) -> String {
+        match self {
+            Self::Postgres => values_placeholders(rows, columns, first),
+            Self::Sqlite => {
+                let row = format!("({})", vec!["?"; columns].join(", "));
+                vec![row.as_str(); rows].join(", ")
+            }
+        }
+    }
+
+    /// [`list_placeholders`] in this backend's fastest form (see
+    /// [`Backend::values_placeholders`]).
+    pub fn list_placeholders(self, count: usize, first: usize) -> String {
+        match self {
+            Self::Postgres => list_placeholders(count, first),
+            Self::Sqlite => vec!["?"; count].join(", "),
+        }
+    }
+
     /// The backend a URL selects.
     pub fn of_url(url: &str) -> Result<Self, String> {
         if url.starts_with("sqlite:") {
@@ -99,6 +133,8 @@ pub struct Migrations {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// SQLite: a one-connection pool every write goes through (see [`Db::begin_write`]).
+    writer: Option<AnyPool>,
     backend: Backend,
 }
 
@@ -122,9 +158,15 @@ impl Db {
                     if backend == Backend::Sqlite {
                         // WAL lets readers proceed while one writer commits; NORMAL
                         // synchronisation is durable across process crashes in WAL mode.
+                        // A 64 MiB page cache (default 2 MiB) keeps a write transaction's
+                        // pages in memory instead of spilling them to the WAL mid-transaction
+                        // and re-reading index pages from the file. Checkpointing every
+                        // 10,000 pages (default 1,000) copies a page rewritten by many commits
+                        // back to the database once rather than at nearly every commit.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                             PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 10000;",
                         )
                         .await?;
                     }
@@ -143,7 +185,25 @@ impl Db {
                 Err(err) => return Err(err).context("connecting to the database"),
             }
         };
-        Ok(Self { pool, backend })
+        // SQLite admits one writer at a time. Writers that race for the lock wait in
+        // SQLite's busy handler, which polls with sleeps of up to 100 ms: under load most of
+        // their time is spent asleep while the lock is free. Queueing them for the one writer
+        // connection instead hands the lock over the moment it is released.
+        let writer = match backend {
+            Backend::Sqlite => Some(
+                pool_options
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+                    .context("connecting the SQLite writer")?,
+            ),
+            Backend::Postgres => None,
+        };
+        Ok(Self {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     /// Applies the kit's tables and the service's migrations for this backend.
@@ -172,12 +232,20 @@ impl Db {
         self.backend
     }
 
-    /// Begins a transaction that will write. On SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later can fail
-    /// with SQLITE_BUSY when another writer committed in between, without waiting.
+    /// The pool for statements that write outside [`Db::begin_write`]: the writer
+    /// connection on SQLite, the pool on PostgreSQL.
+    pub fn writer(&self) -> &AnyPool {
+        self.writer.as_ref().unwrap_or(&self.pool)
+    }
+
+    /// Begins a transaction that will write. On SQLite it runs on the one writer connection
+    /// (writers queue for it) and takes the write lock up front (`BEGIN IMMEDIATE`): a
+    /// deferred transaction that reads first and writes later can fail with SQLITE_BUSY when
+    /// another writer committed in between, without waiting. Do not begin a second write
+    /// transaction while holding one: on SQLite it would wait for the first forever.
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Sqlite => self.writer().begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
         }
     }
@@ -201,6 +269,9 @@ impl Db {
 
     /// Closes every connection (shutdown, tests).
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         self.pool.close().await;
     }
 }
@@ -280,6 +351,19 @@ mod tests {
         assert_eq!(values_placeholders(2, 2, 1), "($1, $2), ($3, $4)");
         assert_eq!(values_placeholders(1, 3, 5), "($5, $6, $7)");
         assert_eq!(list_placeholders(3, 2), "$2, $3, $4");
+    }
+
+    #[test]
+    fn backend_placeholders_match_the_generic_ones_on_postgres() {
+        let pg = Backend::Postgres;
+        assert_eq!(
+            pg.values_placeholders(2, 2, 1),
+            values_placeholders(2, 2, 1)
+        );
+        assert_eq!(pg.list_placeholders(3, 2), "$2, $3, $4");
+        let lite = Backend::Sqlite;
+        assert_eq!(lite.values_placeholders(2, 3, 1), "(?, ?, ?), (?, ?, ?)");
+        assert_eq!(lite.list_placeholders(3, 1), "?, ?, ?");
     }
 
     #[test]

@@ -62,6 +62,30 @@ pub async fn enqueue_segment_change(
     Ok(())
 }
 
+/// Publishes lifecycle segment changes `(user, previous, segment)`, in order, with a few
+/// statements however many users changed (a batch of new users changes hundreds at once).
+pub async fn enqueue_segment_changes(
+    tx: &mut Transaction<'static, Any>,
+    changes: &[(String, String, &str)],
+) -> Result<()> {
+    let envelopes: Vec<(&str, pb::EventEnvelope)> = changes
+        .iter()
+        .map(|(user_id, previous, segment)| {
+            let payload = pb::ProfileSegmentChanged {
+                user_id: user_id.clone(),
+                previous_segment: previous.clone(),
+                segment: (*segment).to_owned(),
+            };
+            (
+                topics::PROFILE_SEGMENT_CHANGED,
+                envelope(SERVICE, user_id, &payload),
+            )
+        })
+        .collect();
+    outbox::enqueue_many(tx, &envelopes).await?;
+    Ok(())
+}
+
 fn behavior(e: &BehaviorEvent) -> pb::Behavior {
     pb::Behavior {
         event_id: e.event_id.clone(),

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use prost::Message as _;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row as _, Transaction};
-use tailor_kit::db::{Db, MAX_BIND_PARAMETERS, list_placeholders, values_placeholders};
+use tailor_kit::db::{Db, MAX_BIND_PARAMETERS, list_placeholders};
 use tailor_kit::time::{DAY, Micros};
 
 use crate::domain::analytics::FunnelRow;
@@ -70,6 +70,7 @@ impl Store {
 
     /// Inserts events, skipping those already stored; returns the (user, event id) pairs
     /// that were new.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "insert_events"))]
     pub async fn insert_events(
         &self,
         tx: &mut Tx,
@@ -81,7 +82,9 @@ impl Store {
             let sql = format!(
                 "INSERT INTO behavior_event ({EVENT_COLUMNS}) VALUES {} \
                  ON CONFLICT (user_id, event_id) DO NOTHING RETURNING user_id, event_id",
-                values_placeholders(chunk.len(), EVENT_COLUMN_COUNT, 1)
+                self.db
+                    .backend()
+                    .values_placeholders(chunk.len(), EVENT_COLUMN_COUNT, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for e in chunk {
@@ -112,6 +115,7 @@ impl Store {
     }
 
     /// Profiles of `user_ids` that exist, locked for update on PostgreSQL.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "load_profiles_for_update"))]
     pub async fn load_profiles_for_update(
         &self,
         tx: &mut Tx,
@@ -121,7 +125,7 @@ impl Store {
         for chunk in user_ids.chunks(MAX_BIND_PARAMETERS) {
             let sql = format!(
                 "SELECT {PROFILE_COLUMNS} FROM user_profile WHERE user_id IN ({}){}",
-                list_placeholders(chunk.len(), 1),
+                self.db.backend().list_placeholders(chunk.len(), 1),
                 self.db.for_update()
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -137,6 +141,7 @@ impl Store {
     }
 
     /// Writes profiles' derived state (attributes and consent are left as they are).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_profiles"))]
     pub async fn save_profiles(
         &self,
         tx: &mut Tx,
@@ -150,17 +155,27 @@ impl Store {
                  VALUES {} ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, \
                  lifecycle = excluded.lifecycle, first_seen_at = excluded.first_seen_at, \
                  last_event_at = excluded.last_event_at, updated_at = excluded.updated_at",
-                values_placeholders(chunk.len(), COLUMNS, 1)
+                self.db
+                    .backend()
+                    .values_placeholders(chunk.len(), COLUMNS, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for record in chunk {
-                let state = record.state.clone().unwrap_or_default();
+                // Encoded from a reference: states hold hundreds of interests and items.
+                let (state, first_seen, last_event) = match &record.state {
+                    Some(state) => (
+                        state.encode_to_vec(),
+                        state.first_seen_at,
+                        state.last_event_at,
+                    ),
+                    None => (ProfileState::default().encode_to_vec(), 0, 0),
+                };
                 query = query
                     .bind(&record.user_id)
-                    .bind(state.encode_to_vec())
+                    .bind(state)
                     .bind(&record.lifecycle)
-                    .bind(state.first_seen_at)
-                    .bind(state.last_event_at)
+                    .bind(first_seen)
+                    .bind(last_event)
                     .bind(now);
             }
             query.execute(&mut **tx).await?;
@@ -169,6 +184,7 @@ impl Store {
     }
 
     /// Typical unit price (mean of purchases so far) of each category known.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "typical_prices"))]
     pub async fn typical_prices(
         &self,
         tx: &mut Tx,
@@ -179,7 +195,7 @@ impl Store {
         }
         let sql = format!(
             "SELECT category, purchases, price_sum_minor FROM category_price WHERE category IN ({})",
-            list_placeholders(categories.len(), 1)
+            self.db.backend().list_placeholders(categories.len(), 1)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for c in categories {
@@ -197,6 +213,7 @@ impl Store {
     }
 
     /// Adds (purchases, Σ unit price) to categories' price statistics.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "add_category_prices"))]
     pub async fn add_category_prices(
         &self,
         tx: &mut Tx,
@@ -209,7 +226,7 @@ impl Store {
             "INSERT INTO category_price (category, purchases, price_sum_minor) VALUES {} \
              ON CONFLICT (category) DO UPDATE SET purchases = category_price.purchases + excluded.purchases, \
              price_sum_minor = category_price.price_sum_minor + excluded.price_sum_minor",
-            values_placeholders(deltas.len(), 3, 1)
+            self.db.backend().values_placeholders(deltas.len(), 3, 1)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (category, n, sum) in deltas {
@@ -220,6 +237,7 @@ impl Store {
     }
 
     /// Adds review sums to items.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "add_item_sentiment"))]
     pub async fn add_item_sentiment(
         &self,
         tx: &mut Tx,
@@ -233,7 +251,7 @@ impl Store {
                  positive = item_sentiment.positive + excluded.positive, \
                  negative = item_sentiment.negative + excluded.negative, \
                  rating_sum = item_sentiment.rating_sum + excluded.rating_sum",
-                values_placeholders(chunk.len(), 6, 1)
+                self.db.backend().values_placeholders(chunk.len(), 6, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (item, d) in chunk {
@@ -251,6 +269,7 @@ impl Store {
     }
 
     /// One user's profile, if any.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "get_profile"))]
     pub async fn get_profile(&self, user_id: &str) -> Result<Option<ProfileRecord>> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {PROFILE_COLUMNS} FROM user_profile WHERE user_id = $1"
@@ -262,6 +281,7 @@ impl Store {
     }
 
     /// Review sums of one item.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "item_sentiment"))]
     pub async fn item_sentiment(&self, item_id: &str) -> Result<SentimentStats> {
         let row = sqlx::query(
             "SELECT reviews, polarity_sum, positive, negative, rating_sum FROM item_sentiment WHERE item_id = $1",
@@ -282,6 +302,7 @@ impl Store {
     }
 
     /// Writes a user's attributes, creating the profile row if needed.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_attributes"))]
     pub async fn save_attributes(
         &self,
         tx: &mut Tx,
@@ -309,6 +330,7 @@ impl Store {
 
     /// Records a consent decision unless a newer one was already applied; returns whether
     /// it was applied.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_consent"))]
     pub async fn save_consent(
         &self,
         tx: &mut Tx,
@@ -336,6 +358,7 @@ impl Store {
     }
 
     /// Profiles in user id order after `after`, at most `limit`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "scan_profiles"))]
     pub async fn scan_profiles(&self, after: &str, limit: usize) -> Result<Vec<ProfileRecord>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {PROFILE_COLUMNS} FROM user_profile WHERE user_id > $1 ORDER BY user_id LIMIT $2"
@@ -350,6 +373,7 @@ impl Store {
     /// Users whose stored segment may be outdated at `now` because time passed: new users
     /// past `new_days`, active ones idle past `active_days`, at-risk ones idle past
     /// `churn_days`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "lifecycle_candidates"))]
     pub async fn lifecycle_candidates(
         &self,
         now: Micros,
@@ -375,6 +399,7 @@ impl Store {
 
     /// Events in [start, end) of the funnel's kinds (optionally under a category path),
     /// ordered by user, item and time.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "funnel_rows"))]
     pub async fn funnel_rows(
         &self,
         start: Micros,
@@ -420,6 +445,7 @@ impl Store {
     }
 
     /// Distinct active users per epoch day in [start, end).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "daily_active_users"))]
     pub async fn daily_active_users(
         &self,
         start: Micros,
@@ -440,6 +466,7 @@ impl Store {
     }
 
     /// Users first seen in [start, end), with their first epoch day.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "first_seen_between"))]
     pub async fn first_seen_between(
         &self,
         start: Micros,
@@ -460,6 +487,7 @@ impl Store {
     }
 
     /// Every (user, epoch day) with activity in [start, end).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "active_days"))]
     pub async fn active_days(&self, start: Micros, end: Micros) -> Result<HashSet<(String, i64)>> {
         let rows = sqlx::query(
             "SELECT DISTINCT user_id, occurred_at / $1 FROM behavior_event \
@@ -476,6 +504,7 @@ impl Store {
     }
 
     /// Event counts per (category, kind) in [previous_start, end), split at `start`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "category_activity"))]
     pub async fn category_activity(
         &self,
         previous_start: Micros,
@@ -505,6 +534,7 @@ impl Store {
     }
 
     /// A page of a user's events in event id order, after `after`.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "user_events"))]
     pub async fn user_events(
         &self,
         user_id: &str,
@@ -524,6 +554,7 @@ impl Store {
     }
 
     /// Deletes everything about a user; returns (events, profiles) removed.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "erase_user"))]
     pub async fn erase_user(&self, tx: &mut Tx, user_id: &str) -> Result<(u64, u64)> {
         let events = sqlx::query("DELETE FROM behavior_event WHERE user_id = $1")
             .bind(user_id)

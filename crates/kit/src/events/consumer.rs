@@ -202,7 +202,7 @@ async fn prune(db: &Db, group: &str, retention: Duration) {
         sqlx::query("DELETE FROM processed_event WHERE consumer_group = $1 AND processed_at < $2")
             .bind(group)
             .bind(cutoff)
-            .execute(db.pool())
+            .execute(db.writer())
             .await;
     if let Err(err) = pruned {
         tracing::warn!(error = %err, "pruning processed event ids failed");

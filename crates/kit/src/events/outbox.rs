@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Bus, EventSettings};
-use crate::db::{Db, list_placeholders};
+use crate::db::{Backend, Db, MAX_BIND_PARAMETERS};
 use crate::time::now_micros;
 
 /// Writes `envelope` for `topic` into the outbox, inside the caller's transaction.
@@ -32,6 +32,33 @@ pub async fn enqueue(
     .bind(now_micros())
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Writes many `(topic, envelope)` events into the outbox, in order, inside the caller's
+/// transaction: a few multi-row statements instead of one round trip per event.
+pub async fn enqueue_many(
+    tx: &mut Transaction<'static, Any>,
+    events: &[(&str, EventEnvelope)],
+) -> Result<(), sqlx::Error> {
+    const COLUMNS: usize = 4;
+    let backend = Backend::of_connection(tx);
+    let now = now_micros();
+    for chunk in events.chunks(MAX_BIND_PARAMETERS / COLUMNS) {
+        let sql = format!(
+            "INSERT INTO outbox (topic, event_id, envelope, created_at) VALUES {}",
+            backend.values_placeholders(chunk.len(), COLUMNS, 1)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (topic, envelope) in chunk {
+            query = query
+                .bind(*topic)
+                .bind(&envelope.event_id)
+                .bind(envelope.encode_to_vec())
+                .bind(now);
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -135,13 +162,13 @@ impl Relay {
         }
         let sql = format!(
             "DELETE FROM outbox WHERE outbox_id IN ({})",
-            list_placeholders(ids.len(), 1)
+            self.db.backend().list_placeholders(ids.len(), 1)
         );
         let mut delete = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in &ids {
             delete = delete.bind(*id);
         }
-        delete.execute(self.db.pool()).await?;
+        delete.execute(self.db.writer()).await?;
         Ok(ids.len())
     }
 }

@@ -127,12 +127,11 @@ impl Profiles {
             return Ok(report);
         }
 
-        let users: Vec<&str> = batch
-            .iter()
-            .map(|e| e.user_id.as_str())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        // Sorted, so concurrent batches lock and insert profile rows in the same order
+        // (PostgreSQL would otherwise deadlock two batches sharing users).
+        let mut users: Vec<&str> = batch.iter().map(|e| e.user_id.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
         let mut records = store.load_profiles_for_update(&mut tx, &users).await?;
         let currency = self.settings.ingest.reporting_currency.as_str();
         let categories: Vec<&str> = batch
@@ -190,9 +189,11 @@ impl Profiles {
             let Some(record) = records.get_mut(*user) else {
                 continue;
             };
-            let state = record.state.clone().unwrap_or_default();
-            let segment =
-                Lifecycle::at(state.first_seen_at, state.last_event_at, now, model).as_str();
+            let (first_seen, last_event) = record
+                .state
+                .as_ref()
+                .map_or((0, 0), |s| (s.first_seen_at, s.last_event_at));
+            let segment = Lifecycle::at(first_seen, last_event, now, model).as_str();
             if record.lifecycle != segment {
                 changed_segments.push((record.user_id.clone(), record.lifecycle.clone(), segment));
                 segment.clone_into(&mut record.lifecycle);
@@ -212,9 +213,7 @@ impl Profiles {
         if !published.is_empty() {
             events::enqueue_behaviors(&mut tx, &published).await?;
         }
-        for (user, previous, segment) in &changed_segments {
-            events::enqueue_segment_change(&mut tx, user, previous, segment).await?;
-        }
+        events::enqueue_segment_changes(&mut tx, &changed_segments).await?;
         tx.commit().await?;
 
         self.cache.invalidate(&users).await;
