@@ -66,6 +66,9 @@ pub enum Command {
         #[arg(long, default_value = "view")]
         kind: ImportKind,
     },
+    /// Demo data for a running system.
+    #[command(subcommand)]
+    Demo(DemoCommand),
     /// Check a server's grpc.health.v1 status; exit 0 when SERVING (for container probes).
     Health {
         /// host:port of the server.
@@ -78,6 +81,14 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         timeout: u64,
     },
+}
+
+/// `tailor demo …`.
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Fill running profile and recommend services with a catalog and simulated shoppers'
+    /// history (through their gRPC APIs), then train the models.
+    Seed(crate::demo::SeedArgs),
 }
 
 /// Behaviours an import can record.

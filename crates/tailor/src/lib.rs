@@ -5,9 +5,11 @@
 //! - [`settings`]: the settings tree of every role.
 //! - [`roles`]: the services the binary can run.
 //! - [`serve`]: running roles (and migrating their databases).
-//! - [`ops`]: dev tokens and health checks.
+//! - [`ops`]: dev tokens, health checks, training and imports.
+//! - [`demo`]: `tailor demo seed`, demo data for a running system.
 
 pub mod cli;
+pub mod demo;
 pub mod ops;
 pub mod roles;
 pub mod serve;
@@ -32,6 +34,10 @@ pub async fn run(command: Command, settings: settings::Settings) -> anyhow::Resu
                     return Ok(ExitCode::from(EXIT_CONFIG as u8));
                 }
             };
+            if let Err(err) = settings.validate_roles(&roles) {
+                eprintln!("tailor: {err}");
+                return Ok(ExitCode::from(EXIT_CONFIG as u8));
+            }
             let name = match roles.as_slice() {
                 [one] => format!("tailor-{}", one.name()),
                 _ => "tailor".to_owned(),
@@ -85,6 +91,21 @@ pub async fn run(command: Command, settings: settings::Settings) -> anyhow::Resu
                 "read {} rows, stored {} new interactions",
                 report.read, report.inserted
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(cli::DemoCommand::Seed(args)) => {
+            let _telemetry = tailor_kit::telemetry::init("tailor-demo", &settings.telemetry)?;
+            let report = demo::seed(&settings, &args).await?;
+            println!(
+                "seeded {} items and {} shoppers: {} events sent, {} stored, {} already there",
+                report.items, report.users, report.events, report.accepted, report.duplicates
+            );
+            if let Some(model) = report.model {
+                println!(
+                    "model set {} trained on {} interactions ({} users, {} items)",
+                    model.version, model.interactions, model.users, model.items
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Health {

@@ -51,26 +51,85 @@ impl Validate for Settings {
         self.profile.validate(&key(prefix, "profile"))?;
         self.recommend.validate(&key(prefix, "recommend"))?;
         self.gateway.validate(&key(prefix, "gateway"))?;
-        if self.environment == Environment::Production {
-            if self.auth.uses_dev_secret() {
-                return Err(ConfigError::invalid(
-                    key(prefix, "auth.service_secret"),
-                    "the development secret is refused in production; set TAILOR_AUTH__SERVICE_SECRET",
-                ));
-            }
+        if self.environment == Environment::Production && self.auth.uses_dev_secret() {
+            return Err(ConfigError::invalid(
+                key(prefix, "auth.service_secret"),
+                "the development secret is refused in production; set TAILOR_AUTH__SERVICE_SECRET",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// Checks that only matter to the roles a process runs: the gateway's user-token
+    /// secret and dev tokens are refused in production, but a profile replica (or
+    /// `tailor migrate`) never reads them and must not need them.
+    pub fn validate_roles(&self, roles: &[crate::roles::Role]) -> Result<(), ConfigError> {
+        let production = self.environment == Environment::Production;
+        if production && roles.contains(&crate::roles::Role::Gateway) {
             if self.gateway.jwt.uses_dev_secret() {
                 return Err(ConfigError::invalid(
-                    key(prefix, "gateway.jwt.hs256_secret"),
+                    "gateway.jwt.hs256_secret",
                     "the development user-token secret is refused in production; set it or use a JWKS",
                 ));
             }
             if self.gateway.dev_tokens {
                 return Err(ConfigError::invalid(
-                    key(prefix, "gateway.dev_tokens"),
+                    "gateway.dev_tokens",
                     "development tokens are refused in production; set TAILOR_GATEWAY__DEV_TOKENS=false",
                 ));
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roles::Role;
+
+    fn production() -> Settings {
+        let mut settings = Settings {
+            environment: Environment::Production,
+            ..Settings::default()
+        };
+        settings.auth.service_secret = Some("a-real-service-secret-0123456789abcdef".into());
+        settings
+    }
+
+    #[test]
+    fn the_gateway_secrets_are_checked_only_where_the_gateway_runs() {
+        let settings = production();
+        assert!(settings.validate("").is_ok());
+        assert!(
+            settings
+                .validate_roles(&[Role::Profile, Role::Recommend])
+                .is_ok()
+        );
+        let refused = settings.validate_roles(Role::ALL).unwrap_err();
+        assert_eq!(refused.key, "gateway.jwt.hs256_secret");
+
+        let mut gateway = production();
+        gateway.gateway.jwt.hs256_secret = Some("a-real-user-token-secret-0123456789".into());
+        assert_eq!(
+            gateway.validate_roles(&[Role::Gateway]).unwrap_err().key,
+            "gateway.dev_tokens"
+        );
+        gateway.gateway.dev_tokens = false;
+        assert!(gateway.validate_roles(&[Role::Gateway]).is_ok());
+    }
+
+    #[test]
+    fn production_refuses_the_development_service_secret() {
+        let settings = Settings {
+            environment: Environment::Production,
+            ..Settings::default()
+        };
+        assert_eq!(
+            settings.validate("").unwrap_err().key,
+            "auth.service_secret"
+        );
     }
 }

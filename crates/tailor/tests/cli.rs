@@ -1,5 +1,5 @@
 //! The binary as ops and newcomers use it: configuration errors, `serve all`, health,
-//! reflection and graceful shutdown on SIGTERM.
+//! reflection, graceful shutdown on SIGTERM and `demo seed`.
 #![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns, may unwrap
 
 use std::process::{Child, Command, Stdio};
@@ -25,6 +25,7 @@ fn free_port() -> u16 {
 struct Running {
     child: Child,
     port: u16,
+    recommend_port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -32,6 +33,7 @@ impl Running {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let recommend_port = free_port();
         let child = Command::new(BIN)
             .args(["serve", "all"])
             .current_dir(dir.path())
@@ -41,7 +43,7 @@ impl Running {
             )
             .env(
                 "TAILOR_RECOMMEND__SERVER__LISTEN",
-                format!("127.0.0.1:{}", free_port()),
+                format!("127.0.0.1:{recommend_port}"),
             )
             .env(
                 "TAILOR_GATEWAY__SERVER__LISTEN",
@@ -57,6 +59,7 @@ impl Running {
         Self {
             child,
             port,
+            recommend_port,
             _dir: dir,
         }
     }
@@ -225,4 +228,98 @@ async fn sigterm_lets_in_flight_calls_finish_then_exits_0() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn demo_seed_fills_a_running_system_once_and_personalizes_it() {
+    use tailor_proto::recommend::v1 as rpb;
+    use tailor_proto::recommend::v1::recommend_service_client::RecommendServiceClient;
+
+    let running = Running::start();
+    running.wait_serving().await;
+    let recommend_addr = std::net::SocketAddr::from(([127, 0, 0, 1], running.recommend_port));
+    let seed = || {
+        let out = Command::new(BIN)
+            .args([
+                "demo", "seed", "--users", "40", "--days", "20", "--seed", "7",
+            ])
+            .args(["--profile-url", &format!("http://{}", running.addr())])
+            .args(["--recommend-url", &format!("http://{recommend_addr}")])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "demo seed failed\nstdout:\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let number_before = |text: &str, word: &str| -> u64 {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let at = words
+            .iter()
+            .position(|w| w.trim_end_matches(',') == word)
+            .unwrap();
+        words[at - 1].parse().unwrap()
+    };
+
+    let first = seed();
+    let sent = number_before(&first, "events");
+    assert!(sent > 500, "40 shoppers over 20 days did little: {first}");
+    assert_eq!(number_before(&first, "stored"), sent, "{first}");
+    assert!(first.contains("model set"), "{first}");
+
+    // Seeding again stores nothing twice.
+    let second = seed();
+    assert_eq!(number_before(&second, "events"), sent, "{second}");
+    assert_eq!(number_before(&second, "stored"), 0, "{second}");
+    assert_eq!(number_before(&second, "already"), sent, "{second}");
+
+    // The profile knows what shopper-0001 likes, and their feed leans that way.
+    let mut profile = ProfileServiceClient::new(Outbound::new(
+        channel_to(running.addr()),
+        tokens("test", &["profile:read"]),
+    ));
+    let shopper = profile
+        .get_profile(pb::GetProfileRequest {
+            user_id: "shopper-0001".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .profile
+        .unwrap();
+    let favourite = shopper
+        .interests
+        .iter()
+        .filter(|i| i.dimension == pb::InterestDimension::Category as i32)
+        .max_by(|a, b| a.weight.total_cmp(&b.weight))
+        .map(|i| i.key.clone())
+        .unwrap();
+    let mut recommend = RecommendServiceClient::new(Outbound::new(
+        channel_to(recommend_addr),
+        tokens("test", &["recommend:read"]),
+    ));
+    let feed = recommend
+        .recommend(rpb::RecommendRequest {
+            user_id: "shopper-0001".into(),
+            placement: rpb::Placement::Home.into(),
+            page_size: 20,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    assert_eq!(feed.len(), 20);
+    let in_favourite = feed
+        .iter()
+        .filter_map(|r| r.item.as_ref())
+        .filter(|i| i.category.starts_with(favourite.as_str()))
+        .count();
+    assert!(
+        in_favourite >= 3,
+        "only {in_favourite} of 20 home items are in the shopper's top category {favourite}"
+    );
 }
