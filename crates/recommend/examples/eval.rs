@@ -1,5 +1,5 @@
-//! `tailor eval` until the main binary mounts it: `cargo run --release -p tailor-recommend
-//! --example eval -- --input FILE ...`.
+//! `tailor eval` without building the whole binary (same arguments, same code):
+//! `cargo run --release -p tailor-recommend --example eval -- --input FILE ...`.
 
 use clap::Parser;
 use tailor_recommend::eval::{EvalArgs, run};

@@ -62,7 +62,7 @@ pub enum Command {
         /// optional header; `.gz` accepted.
         #[arg(long)]
         input: PathBuf,
-        /// Behaviour the rows record: view, click, add_to_cart, purchase or share.
+        /// Behaviour the rows record: view, click, add-to-cart, purchase or share.
         #[arg(long, default_value = "view")]
         kind: ImportKind,
     },
