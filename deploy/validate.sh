@@ -119,7 +119,7 @@ done
 
 section "Dockerfile (hadolint), shell scripts (shellcheck)"
 "$bin/hadolint" deploy/docker/Dockerfile
-"$bin/shellcheck" deploy/validate.sh deploy/postgres/*.sh
+"$bin/shellcheck" deploy/validate.sh deploy/postgres/*.sh crates/loadgen/bench/*.sh
 echo "ok"
 
 section "YAML (yamllint)"

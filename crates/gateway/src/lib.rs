@@ -138,9 +138,15 @@ impl App {
                 }
             }
         });
+        // gRPC-web and the storefront need HTTP/1.1 whatever the settings say: a partial
+        // `server` section (e.g. only `listen` from the environment) would otherwise turn it off.
+        let server_settings = server::ServerSettings {
+            accept_http1: true,
+            ..self.settings.server.clone()
+        };
         let result = server::serve(
             listener,
-            &self.settings.server,
+            &server_settings,
             routes,
             &health,
             stop.clone().cancelled_owned(),

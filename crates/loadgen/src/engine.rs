@@ -122,12 +122,18 @@ pub struct StepStats {
     pub latency: Histogram<u64>,
     /// Failed calls started in the window, by gRPC status code name.
     pub errors: BTreeMap<String, u64>,
+    /// The first message seen for each failing code (what went wrong, for the report).
+    pub error_messages: BTreeMap<String, String>,
     /// Answers (successes and failures) that arrived within the window.
     pub completed_in_window: u64,
     /// Items of the successful answers that arrived within the window.
     pub items_in_window: u64,
     /// Items refused by the server (calls started in the window).
     pub rejected: u64,
+    /// Successful calls started in the window whose answer was empty.
+    pub empty: u64,
+    /// Successful calls started in the window whose answer was partial (degraded).
+    pub partial: u64,
     /// Successful calls over the whole phase (warm-up too), for the means below.
     pub ok_total: u64,
     /// Σ request sizes of those calls.
@@ -143,9 +149,12 @@ impl StepStats {
         Self {
             latency: histogram(),
             errors: BTreeMap::new(),
+            error_messages: BTreeMap::new(),
             completed_in_window: 0,
             items_in_window: 0,
             rejected: 0,
+            empty: 0,
+            partial: 0,
             ok_total: 0,
             request_bytes: 0,
             response_bytes: 0,
@@ -266,13 +275,17 @@ impl Recorder {
                     s.latency.saturating_record(micros(elapsed));
                     all.saturating_record(micros(elapsed));
                     s.rejected += reply.rejected;
+                    s.empty += u64::from(reply.empty);
+                    s.partial += u64::from(reply.partial);
                 }
             }
             Err(status) => {
                 if measured {
-                    *s.errors
-                        .entry(code_name(status.code()).to_owned())
-                        .or_default() += 1;
+                    let code = code_name(status.code());
+                    *s.errors.entry(code.to_owned()).or_default() += 1;
+                    if !s.error_messages.contains_key(code) {
+                        s.error_messages.insert(code.to_owned(), describe(status));
+                    }
                 }
             }
         }
@@ -307,6 +320,21 @@ impl Recorder {
             lag: matches!(phase.load, Load::Open { .. }).then_some(lag),
         }
     }
+}
+
+/// A status's message followed by its source chain (transport errors keep the interesting
+/// part, e.g. an HTTP/2 GOAWAY reason, in the sources).
+fn describe(status: &tonic::Status) -> String {
+    let mut out = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&err.to_string());
+        source = err.source();
+    }
+    out
 }
 
 /// The canonical name of a gRPC status code, as the spec spells it.
@@ -531,8 +559,8 @@ mod tests {
                     tokio::time::sleep_until(until.into()).await;
                     Ok(Reply {
                         items: 1,
-                        rejected: 0,
                         response_bytes: 5,
+                        ..Reply::default()
                     })
                 }),
             }

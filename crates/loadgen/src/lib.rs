@@ -6,14 +6,41 @@
 //! same way, with the same message sizes, gives the RPC ceiling of the machine, and every
 //! report states Tailor's figures as a ratio to it.
 //!
-//! The binary mounts [`LoadgenArgs`] and [`run`] as `tailor loadgen`; until then
-//! `cargo run --release -p tailor-loadgen --example loadgen -- SCENARIO [OPTIONS]`.
+//! The binary mounts [`LoadgenArgs`] and [`run`] as `tailor loadgen SCENARIO [OPTIONS]`.
+//! Scenarios for each service are in `crates/loadgen/scenarios`, each saying how to run it.
+//!
+//! # Operations
+//! A scenario step names one (`--help` lists them from [`steps::registry`]); targets
+//! default to where `tailor serve all` listens.
+//! - `echo` (in-process echo server): the RPC ceiling, `request_bytes` / `reply_bytes`.
+//! - `profile.record_events`, `profile.get_profile`, `profile.list_recent_items` (profile,
+//!   `:50051`, service token with `profile:write` / `profile:read`): behaviour ingestion in
+//!   batches (also how a benchmark seeds behaviour) and profile reads of Zipf users.
+//! - `recommend.recommend`, `recommend.list_similar_items` (recommend, `:50052`, service
+//!   token with `recommend:read`): recommendations for a placement (home, product page,
+//!   cart, post-purchase) of Zipf users with context items, similar items of Zipf items;
+//!   `recommend.upsert_items` (`recommend:admin`): the population's catalogue, in turn, to
+//!   seed the catalog.
+//! - `mobile.get_home_feed`, `mobile.get_product_page`, `mobile.track_events` (gateway,
+//!   `:8080`, gRPC or gRPC-web): the app's screens and event flushes, as signed-in users
+//!   with a JWT per user ([`identity`]) or anonymous devices (`x-device-id`).
+//!
+//! Item ids are the population's (`lg-i0000042`) unless a step's `item_format` spells them
+//! as the system's catalog does (`item-{}`, `{}` the item's rank). Answers that are empty
+//! (nothing recommended) or partial (a degraded feed module) are counted per step: a
+//! benchmark of an unseeded system shows them instead of fast, meaningless latencies.
+//!
+//! # Adding a target
+//! A module in [`steps`] with a parameter struct and a [`steps::Step`] per RPC, one
+//! [`steps::Operation`] per RPC in [`steps::registry`] (its target and the credential it
+//! needs), and the target's default address in the runner.
 //!
 //! # Layout
 //! - [`scenario`]: scenario files (steps, weights, think times, population, default load).
 //! - [`population`]: users and items with Zipf skew.
 //! - [`steps`]: the registry of operations (`profile.record_events`, `echo`, …).
 //! - [`target`]: gRPC and gRPC-web connections with service credentials.
+//! - [`identity`]: app users' JWTs and device ids for the gateway.
 //! - [`schedule`]: the open-loop schedule and coordinated-omission-safe latency.
 //! - [`engine`]: runs one load level (open or closed loop) and records it.
 //! - [`runner`]: a whole invocation: levels, sweeps, the echo baseline.
@@ -23,6 +50,7 @@
 
 pub mod echo;
 pub mod engine;
+pub mod identity;
 pub mod plot;
 pub mod population;
 pub mod report;
@@ -43,6 +71,7 @@ use crate::target::Transport;
 
 /// `tailor loadgen`: load from a scenario file against running targets.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = steps::help())]
 pub struct LoadgenArgs {
     /// Scenario file, e.g. crates/loadgen/scenarios/profile-read.toml.
     pub scenario: PathBuf,
@@ -103,8 +132,8 @@ pub struct LoadgenArgs {
     #[arg(long, default_value_t = 10_000)]
     pub max_in_flight: usize,
 
-    /// Bearer token for the targets (e.g. from `tailor token`); without it, tokens are
-    /// minted with the development secret.
+    /// Service bearer token for the services (e.g. from `tailor token`); without it, tokens
+    /// are minted with the development secret. The gateway gets app users' tokens instead.
     #[arg(long, env = "TAILOR_LOADGEN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
@@ -112,9 +141,23 @@ pub struct LoadgenArgs {
     #[arg(long, default_value = "loadgen")]
     pub service: String,
 
-    /// Scopes of minted tokens (repeatable).
-    #[arg(long = "scope", default_values_t = ["profile:read".to_owned(), "profile:write".to_owned()])]
+    /// Scopes of minted service tokens (repeatable); default: those the scenario's
+    /// operations on each target need (e.g. `profile:read`, `recommend:admin`).
+    #[arg(long = "scope")]
     pub scopes: Vec<String>,
+
+    /// HS256 secret the gateway checks app users' tokens with (its `jwt.hs256_secret`);
+    /// default: the gateway's development secret.
+    #[arg(long, env = "TAILOR_LOADGEN_USER_JWT_SECRET", hide_env_values = true)]
+    pub user_jwt_secret: Option<String>,
+
+    /// `iss` of app users' tokens (the gateway's `jwt.issuer`).
+    #[arg(long, default_value = identity::DEV_USER_JWT_ISSUER)]
+    pub user_jwt_issuer: String,
+
+    /// `aud` of app users' tokens (the gateway's `jwt.audience`).
+    #[arg(long, default_value = identity::DEV_USER_JWT_AUDIENCE)]
+    pub user_jwt_audience: String,
 
     /// Runtime threads of the in-process echo server (default: one per CPU, like a server).
     #[arg(long)]
@@ -211,7 +254,25 @@ mod tests {
             cli.args.targets,
             vec![("profile".to_owned(), "http://127.0.0.1:1".to_owned())]
         );
-        assert_eq!(cli.args.scopes, vec!["profile:read", "profile:write"]);
+        assert!(
+            cli.args.scopes.is_empty(),
+            "default: what the operations need"
+        );
+        assert_eq!(cli.args.user_jwt_issuer, identity::DEV_USER_JWT_ISSUER);
+        assert_eq!(cli.args.user_jwt_audience, identity::DEV_USER_JWT_AUDIENCE);
         assert!(Cli::try_parse_from(["loadgen", "s.toml", "--target", "nourl"]).is_err());
+    }
+
+    #[test]
+    fn help_lists_every_operation() {
+        use clap::CommandFactory as _;
+        let help = Cli::command().render_help().to_string();
+        for op in steps::registry() {
+            assert!(
+                help.contains(op.name),
+                "{} missing from --help:\n{help}",
+                op.name
+            );
+        }
     }
 }

@@ -150,8 +150,8 @@ impl Population {
     }
 }
 
-/// splitmix64: a fixed, well-mixed hash of an item rank.
-fn mix(x: u64) -> u64 {
+/// splitmix64: a fixed, well-mixed hash of a rank.
+pub(crate) fn mix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

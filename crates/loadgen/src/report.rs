@@ -144,6 +144,9 @@ pub struct StepReport {
     pub requests: u64,
     /// Failed calls by gRPC status code.
     pub errors: BTreeMap<String, u64>,
+    /// The first message of each failing code.
+    #[serde(default)]
+    pub error_messages: BTreeMap<String, String>,
     /// Answers per second.
     pub throughput: f64,
     /// Items per second.
@@ -152,6 +155,12 @@ pub struct StepReport {
     pub latency_ms: Percentiles,
     /// Items the server refused.
     pub rejected_items: u64,
+    /// Successful calls whose answer was empty (nothing recommended: an unseeded system).
+    #[serde(default)]
+    pub empty_answers: u64,
+    /// Successful calls whose answer was partial (a feed module degraded).
+    #[serde(default)]
+    pub partial_answers: u64,
     /// Mean encoded request size.
     pub mean_request_bytes: f64,
     /// Mean encoded response size.
@@ -242,10 +251,13 @@ pub fn summarise(stats: &PhaseStats, names: &[(String, String)], slo_p99: Durati
                 op: op.clone(),
                 requests: s.latency.len() + s.error_count(),
                 errors: s.errors.clone(),
+                error_messages: s.error_messages.clone(),
                 throughput: s.completed_in_window as f64 / window,
                 items_per_s: s.items_in_window as f64 / window,
                 latency_ms: Percentiles::of(&s.latency),
                 rejected_items: s.rejected,
+                empty_answers: s.empty,
+                partial_answers: s.partial,
                 mean_request_bytes: s.request_bytes as f64 / ok,
                 mean_response_bytes: s.response_bytes as f64 / ok,
                 mean_items: s.items as f64 / ok,
@@ -440,16 +452,33 @@ fn write_side(out: &mut impl Write, side: &Side) -> std::io::Result<()> {
             }
         }
         for s in &run.steps {
-            if !s.errors.is_empty() {
-                let codes: Vec<String> =
-                    s.errors.iter().map(|(c, n)| format!("{c} x{n}")).collect();
-                writeln!(out, "    errors in {}: {}", s.name, codes.join(", "))?;
+            for (code, n) in &s.errors {
+                let message = s.error_messages.get(code).map_or("", String::as_str);
+                writeln!(
+                    out,
+                    "    errors in {}: {code} x{n} (first: {message})",
+                    s.name
+                )?;
             }
             if s.rejected_items > 0 {
                 writeln!(
                     out,
                     "    {}: {} items rejected by the server",
                     s.name, s.rejected_items
+                )?;
+            }
+            if s.empty_answers > 0 {
+                writeln!(
+                    out,
+                    "    {}: {} of {} answers empty (is the catalog seeded and a model trained?)",
+                    s.name, s.empty_answers, s.latency_ms.count
+                )?;
+            }
+            if s.partial_answers > 0 {
+                writeln!(
+                    out,
+                    "    {}: {} of {} answers partial (a module's backend was slow or down)",
+                    s.name, s.partial_answers, s.latency_ms.count
                 )?;
             }
         }

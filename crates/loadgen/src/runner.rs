@@ -1,7 +1,9 @@
 //! One invocation from start to report: resolve the load plan (scenario defaults, then the
-//! command line), connect to the targets, probe each step once (so a wrong address or
-//! credential fails in a second with a clear message, not after a long run of errors), run
-//! every load level, then run the echo baseline the same way with the same message sizes.
+//! command line), connect to the targets, each with the credential its operations need (a
+//! service token with their scopes, or app users' tokens for the gateway), probe each step
+//! once (so a wrong address or credential fails in a second with a clear message, not after
+//! a long run of errors), run every load level, then run the echo baseline the same way with
+//! the same message sizes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,20 +15,23 @@ use tailor_kit::auth::{AuthSettings, TokenIssuer, TokenSource};
 use crate::LoadgenArgs;
 use crate::echo::EchoServer;
 use crate::engine::{Env, Load, Phase, WorkStep, Workload, run_phase};
+use crate::identity::{UserJwt, UserTokens};
 use crate::population::Population;
 use crate::report::{self, Machine, Report, RunReport, Side};
 use crate::scenario::{Mode, Scenario};
-use crate::steps::{self, Generator, IdSource};
+use crate::steps::{self, Auth, Generator, IdSource};
 use crate::target::{Connection, Credentials, Transport};
 
 /// How many times a sweep of the baseline doubles its last rate looking for saturation.
 const BASELINE_DOUBLINGS: usize = 6;
 
-/// Default address of each target, when neither the scenario nor `--target` gives one.
-/// A new target adds its line here.
+/// Default address of each target, when neither the scenario nor `--target` gives one:
+/// where `tailor serve all` listens. A new target adds its line here.
 fn default_url(target: &str) -> Option<&'static str> {
     match target {
         "profile" => Some("http://127.0.0.1:50051"),
+        "recommend" => Some("http://127.0.0.1:50052"),
+        "gateway" => Some("http://127.0.0.1:8080"),
         _ => None,
     }
 }
@@ -115,7 +120,6 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
         ids: Arc::new(IdSource::new()),
         progress: None,
     };
-    let credentials = credentials(args)?;
     let echo_workers = args
         .echo_workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
@@ -123,6 +127,11 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
 
     // Connections to every target the steps call.
     let mut conns: BTreeMap<&str, Arc<Connection>> = BTreeMap::new();
+    let user_tokens = if auths(&scenario, |_| true).contains(&Auth::AppUser) {
+        Some(Arc::new(app_users(args)?))
+    } else {
+        None
+    };
     for name in scenario.target_names() {
         let spec = scenario.targets.get(name);
         let flag = args.targets.iter().rev().find(|(n, _)| n == name);
@@ -138,7 +147,12 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
             .transport
             .or(spec.map(|s| s.transport))
             .unwrap_or_default();
-        let conn = Connection::open(name, &url, transport, plan.connections, credentials.clone())?;
+        let auths = auths(&scenario, |target| target == name);
+        let credentials = match (&user_tokens, auths.contains(&Auth::AppUser)) {
+            (Some(tokens), true) => Credentials::AppUsers(tokens.clone()),
+            _ => service_credentials(args, &auths)?,
+        };
+        let conn = Connection::open(name, &url, transport, plan.connections, credentials)?;
         conns.insert(name, conn);
     }
     for (name, _) in &args.targets {
@@ -194,12 +208,15 @@ pub async fn run(args: &LoadgenArgs) -> anyhow::Result<Report> {
                     .find(|t| *t == Transport::GrpcWeb)
                     .unwrap_or_default()
             });
+            // A service token stands in for every call's credential (a user's JWT is about
+            // as long), so the baseline pays for its bytes too.
+            let credentials = service_credentials(args, &auths(&scenario, |_| true))?;
             let conn = Connection::open(
                 "echo",
                 &server.url(),
                 transport,
                 plan.connections,
-                credentials.clone(),
+                credentials,
             )?;
             let mirror = Arc::new(mirror(&workload, &target.runs, &probes, &conn)?);
             probe(
@@ -276,16 +293,53 @@ fn echo_server(echo: &mut Option<EchoServer>, workers: usize) -> anyhow::Result<
     echo.as_ref().context("echo server")
 }
 
-fn credentials(args: &LoadgenArgs) -> anyhow::Result<Credentials> {
-    match &args.token {
-        Some(token) => Credentials::bearer(token),
-        None => {
-            let scopes: Vec<&str> = args.scopes.iter().map(String::as_str).collect();
-            let issuer = TokenIssuer::new(&AuthSettings::default(), &args.service, &scopes)
-                .context("minting service tokens with the development secret")?;
-            Ok(Credentials::Minted(Box::new(TokenSource::new(issuer))))
-        }
+/// How the scenario's operations on the targets `which` selects authenticate.
+fn auths(scenario: &Scenario, which: impl Fn(&str) -> bool) -> Vec<Auth> {
+    scenario
+        .steps
+        .iter()
+        .filter_map(|step| steps::find(&step.op))
+        .filter(|op| which(op.target))
+        .map(|op| op.auth)
+        .collect()
+}
+
+/// A service credential: `--token`, else a token minted with the development secret holding
+/// `--scope`, or by default exactly the scopes the operations need (least privilege, as a
+/// real caller would have).
+fn service_credentials(args: &LoadgenArgs, auths: &[Auth]) -> anyhow::Result<Credentials> {
+    if let Some(token) = &args.token {
+        return Credentials::bearer(token);
     }
+    let scopes: Vec<&str> = if args.scopes.is_empty() {
+        let needed: std::collections::BTreeSet<&str> = auths
+            .iter()
+            .flat_map(|auth| match auth {
+                Auth::Service(scopes) => scopes.iter().copied(),
+                Auth::AppUser => [].iter().copied(),
+            })
+            .collect();
+        needed.into_iter().collect()
+    } else {
+        args.scopes.iter().map(String::as_str).collect()
+    };
+    let issuer = TokenIssuer::new(&AuthSettings::default(), &args.service, &scopes)
+        .context("minting service tokens with the development secret")?;
+    Ok(Credentials::Minted(Box::new(TokenSource::new(issuer))))
+}
+
+/// App users' tokens, signed as the gateway expects (`--user-jwt-*`).
+fn app_users(args: &LoadgenArgs) -> anyhow::Result<UserTokens> {
+    let jwt = UserJwt {
+        secret: args
+            .user_jwt_secret
+            .clone()
+            .unwrap_or_else(|| crate::identity::DEV_USER_JWT_SECRET.to_owned()),
+        issuer: args.user_jwt_issuer.clone(),
+        audience: args.user_jwt_audience.clone(),
+        ..UserJwt::default()
+    };
+    UserTokens::new(&jwt).context("app users' tokens (--user-jwt-secret)")
 }
 
 /// Sizes of one call of each step, from a probe.

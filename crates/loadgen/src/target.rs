@@ -4,8 +4,10 @@
 //! talks to the gateway). Both are erased into one [`Channel`] type, so the steps' generated
 //! clients do not care which one they run over.
 //!
-//! Every request carries a service credential: Tailor's services verify it (part of what
-//! is measured); the echo baseline ignores it, but pays for its bytes on the wire too.
+//! Every request to a service carries a service credential: Tailor's services verify it
+//! (part of what is measured); the echo baseline ignores it, but pays for its bytes on the
+//! wire too. Requests to the gateway carry an app user's token or a device id instead, set
+//! by the step on each call ([`Credentials::AppUsers`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +24,8 @@ use tonic::body::Body;
 use tonic::transport::Endpoint;
 use tower::ServiceExt as _;
 use tower::util::BoxCloneSyncService;
+
+use crate::identity::UserTokens;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -77,6 +81,8 @@ pub enum Credentials {
     Fixed(HeaderValue),
     /// Tokens minted (and re-minted before they expire) from the configured secret.
     Minted(Box<TokenSource>),
+    /// No header on the connection: each call names its app user or device (the gateway).
+    AppUsers(Arc<UserTokens>),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -85,6 +91,7 @@ impl std::fmt::Debug for Credentials {
             Self::None => "None",
             Self::Fixed(_) => "Fixed(..)",
             Self::Minted(_) => "Minted(..)",
+            Self::AppUsers(_) => "AppUsers(..)",
         })
     }
 }
@@ -100,7 +107,7 @@ impl Credentials {
 
     fn header(&self) -> Result<Option<HeaderValue>, BoxError> {
         match self {
-            Self::None => Ok(None),
+            Self::None | Self::AppUsers(_) => Ok(None),
             Self::Fixed(value) => Ok(Some(value.clone())),
             Self::Minted(tokens) => {
                 let token = tokens.token().map_err(|err| -> BoxError { err.into() })?;
@@ -120,6 +127,7 @@ pub struct Connection {
     transport: Transport,
     channels: Vec<Channel>,
     next: AtomicUsize,
+    users: Option<Arc<UserTokens>>,
 }
 
 impl Connection {
@@ -134,6 +142,10 @@ impl Connection {
         let origin: Uri = url
             .parse()
             .with_context(|| format!("target {name}: url `{url}`"))?;
+        let users = match &credentials {
+            Credentials::AppUsers(tokens) => Some(tokens.clone()),
+            _ => None,
+        };
         let channels = match transport {
             Transport::Grpc => (0..connections.max(1))
                 .map(|_| grpc_channel(url, credentials.clone()))
@@ -149,6 +161,7 @@ impl Connection {
             transport,
             channels,
             next: AtomicUsize::new(0),
+            users,
         }))
     }
 
@@ -165,6 +178,11 @@ impl Connection {
     /// The transport.
     pub fn transport(&self) -> Transport {
         self.transport
+    }
+
+    /// App users' tokens, when the connection's calls are made as app users.
+    pub fn user_tokens(&self) -> Option<&Arc<UserTokens>> {
+        self.users.as_ref()
     }
 
     /// The next channel, round-robin.

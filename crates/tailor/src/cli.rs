@@ -66,6 +66,9 @@ pub enum Command {
         #[arg(long, default_value = "view")]
         kind: ImportKind,
     },
+    /// Drive running services with load from a scenario file (open or closed loop, rate
+    /// sweeps), with the in-process echo ceiling measured in the same run.
+    Loadgen(Box<tailor_loadgen::LoadgenArgs>),
     /// Demo data for a running system.
     #[command(subcommand)]
     Demo(DemoCommand),

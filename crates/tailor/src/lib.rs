@@ -93,6 +93,11 @@ pub async fn run(command: Command, settings: settings::Settings) -> anyhow::Resu
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Loadgen(args) => {
+            let mut out = std::io::stdout().lock();
+            tailor_loadgen::run(*args, &mut out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo(cli::DemoCommand::Seed(args)) => {
             let _telemetry = tailor_kit::telemetry::init("tailor-demo", &settings.telemetry)?;
             let report = demo::seed(&settings, &args).await?;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tailor_proto::loadtest::v1 as pb;
 use tailor_proto::loadtest::v1::echo_service_client::EchoServiceClient;
 
-use super::{Call, Generator, Operation, Params, Reply, Step, check, params};
+use super::{Auth, Call, Generator, Operation, Params, Reply, Step, check, params};
 use crate::target::Connection;
 
 /// Largest message either way (mirrors of big batches included).
@@ -21,6 +21,8 @@ pub(crate) const ECHO: Operation = Operation {
     name: "echo",
     target: "echo",
     about: "tailor.loadtest.v1 Echo: request_bytes out, reply_bytes back (the RPC ceiling)",
+    // Ignored by the echo server, but on the wire like every Tailor call's credential.
+    auth: Auth::Service(&[]),
     check: check::<EchoParams>,
     build,
 };
@@ -114,8 +116,8 @@ impl Step for EchoStep {
                 let response = client.echo(request).await?.into_inner();
                 Ok(Reply {
                     items,
-                    rejected: 0,
                     response_bytes: response.encoded_len(),
+                    ..Reply::default()
                 })
             }),
         }

@@ -2,8 +2,9 @@
 //!
 //! An operation is a named way of calling one target (`profile.get_profile` calls the
 //! `profile` target). A new target joins with a few lines: a module here with a parameter
-//! struct and a [`Step`] implementation per RPC, and one [`Operation`] entry per RPC in
-//! [`registry`] (see the crate README, "Adding a target").
+//! struct and a [`Step`] implementation per RPC, one [`Operation`] entry per RPC in
+//! [`registry`], and the target's default address in the runner (see the crate docs,
+//! "Adding a target").
 //!
 //! A step splits each request in two: [`Step::prepare`] builds the message (not timed: data
 //! generation is the generator's cost, not the server's) and returns a [`Call`] whose future
@@ -11,7 +12,9 @@
 //! ahead of its intended start time and send it exactly on schedule.
 
 pub mod echo;
+pub mod mobile;
 pub mod profile;
+pub mod recommend;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,8 +34,10 @@ pub struct Operation {
     pub name: &'static str,
     /// The target it calls (a key of the scenario's `targets`, or `--target NAME=URL`).
     pub target: &'static str,
-    /// One line for `--help` and the README.
+    /// One line for `--help` and the crate docs.
     pub about: &'static str,
+    /// The credential its calls carry.
+    pub auth: Auth,
     /// Checks the step's `params` without connecting, so scenario mistakes surface first.
     pub check: fn(&toml::Table) -> Result<(), String>,
     /// Builds the step over a connection to its target.
@@ -42,15 +47,47 @@ pub struct Operation {
 /// [`Operation::build`]: the step's `params` and a connection to its target in, the step out.
 pub type BuildStep = fn(&toml::Table, &Arc<Connection>) -> anyhow::Result<Arc<dyn Step>>;
 
+/// The credential an operation's calls carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// A Tailor service token holding these scopes, as the services' back-office callers
+    /// have (minted with the development secret, or `--token`).
+    Service(&'static [&'static str]),
+    /// An app user's JWT or an anonymous device id, set by the step on each call, as the
+    /// mobile app talks to the gateway; the connection adds no credential of its own.
+    AppUser,
+}
+
 /// Every operation, in the order `--help` lists them.
 pub fn registry() -> &'static [Operation] {
-    static REGISTRY: [Operation; 4] = [
+    static REGISTRY: [Operation; 10] = [
         echo::ECHO,
         profile::RECORD_EVENTS,
         profile::GET_PROFILE,
         profile::LIST_RECENT_ITEMS,
+        recommend::UPSERT_ITEMS,
+        recommend::RECOMMEND,
+        recommend::LIST_SIMILAR_ITEMS,
+        mobile::GET_HOME_FEED,
+        mobile::GET_PRODUCT_PAGE,
+        mobile::TRACK_EVENTS,
     ];
     &REGISTRY
+}
+
+/// The operations for `--help`: one line each, with the target and what it sends.
+pub fn help() -> String {
+    let width = registry().iter().map(|op| op.name.len()).max().unwrap_or(0);
+    let mut out = String::from(
+        "Operations (a scenario step's `op`; its `params` are documented in crates/loadgen/src/steps):\n",
+    );
+    for op in registry() {
+        out.push_str(&format!(
+            "  {:<width$}  [{}] {}\n",
+            op.name, op.target, op.about
+        ));
+    }
+    out
 }
 
 /// The operation named `name`.
@@ -103,31 +140,37 @@ pub struct Reply {
     pub rejected: u64,
     /// Encoded size of the response message.
     pub response_bytes: usize,
+    /// The answer had nothing in it (no recommendations, a feed without items): cheap to
+    /// serve, so a run of them measures an unseeded system, not the real work.
+    pub empty: bool,
+    /// Part of the answer is missing (a feed module whose backend was slow or down): the
+    /// gateway degraded instead of failing.
+    pub partial: bool,
 }
 
-/// Which user a step acts for.
+/// Which users (or items) a step picks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum UserPick {
-    /// Zipf over the population (the scenario's `user_skew`).
+pub enum Pick {
+    /// Zipf over the population (the scenario's `user_skew` or `item_skew`).
     #[default]
     Zipf,
-    /// Every user equally likely.
+    /// Every one equally likely.
     Uniform,
-    /// Users 1, 2, 3, … in turn across the whole run: seeding, or warming a cache.
+    /// 1, 2, 3, … in turn across the whole run, wrapping around: seeding, or warming a cache.
     Sequential,
 }
 
 /// Picks users for one step.
 #[derive(Debug)]
 pub struct UserPicker {
-    how: UserPick,
+    how: Pick,
     cursor: AtomicU64,
 }
 
 impl UserPicker {
     /// A picker of `how`.
-    pub fn new(how: UserPick) -> Self {
+    pub fn new(how: Pick) -> Self {
         Self {
             how,
             cursor: AtomicU64::new(1),
@@ -137,11 +180,82 @@ impl UserPicker {
     /// The next user's rank.
     pub fn pick(&self, generator: &mut Generator) -> u64 {
         match self.how {
-            UserPick::Zipf => generator.population.sample_user(&mut generator.rng),
-            UserPick::Uniform => {
+            Pick::Zipf => generator.population.sample_user(&mut generator.rng),
+            Pick::Uniform => {
                 rand::Rng::random_range(&mut generator.rng, 1..=generator.population.spec().users)
             }
-            UserPick::Sequential => self.cursor.fetch_add(1, Ordering::Relaxed),
+            Pick::Sequential => self.cursor.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+/// Picks items for one step.
+#[derive(Debug)]
+pub struct ItemPicker {
+    how: Pick,
+    cursor: AtomicU64,
+}
+
+impl ItemPicker {
+    /// A picker of `how`.
+    pub fn new(how: Pick) -> Self {
+        Self {
+            how,
+            cursor: AtomicU64::new(1),
+        }
+    }
+
+    /// The next item's rank (sequential ranks run past the catalogue; ids wrap around).
+    pub fn pick(&self, generator: &mut Generator) -> u64 {
+        match self.how {
+            Pick::Zipf => generator.item(),
+            Pick::Uniform => {
+                rand::Rng::random_range(&mut generator.rng, 1..=generator.population.spec().items)
+            }
+            Pick::Sequential => self.cursor.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+/// Item ids as the catalogue of the system under load spells them: the population's own
+/// ids (`lg-i0000042`, what `recommend.upsert_items` writes and `profile.record_events`
+/// sends) by default, or a step's `item_format` with `{}` standing for the item's rank, e.g.
+/// `gb-{}` for a catalog seeded from goodbooks (books 1 to 10000).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemIds {
+    format: Option<(String, String)>,
+}
+
+impl ItemIds {
+    /// Ids from `format` (`None`: the population's).
+    pub fn new(format: Option<&str>) -> Result<Self, String> {
+        let Some(format) = format else {
+            return Ok(Self::default());
+        };
+        let err = || {
+            Err(format!(
+                "item_format: `{format}` must hold `{{}}` (the item's rank) once, e.g. \"item-{{}}\""
+            ))
+        };
+        let Some((before, after)) = format.split_once("{}") else {
+            return err();
+        };
+        if after.contains("{}") || format.len() > 100 || format.chars().any(char::is_control) {
+            return err();
+        }
+        Ok(Self {
+            format: Some((before.to_owned(), after.to_owned())),
+        })
+    }
+
+    /// The id of the item of rank `rank` (wrapping around past the last item).
+    pub fn id(&self, population: &Population, rank: u64) -> String {
+        match &self.format {
+            None => population.item(rank).id,
+            Some((before, after)) => {
+                let rank = (rank.max(1) - 1) % population.spec().items + 1;
+                format!("{before}{rank}{after}")
+            }
         }
     }
 }
@@ -207,6 +321,11 @@ impl Generator {
     /// A Zipf-distributed item rank.
     pub fn item(&mut self) -> u64 {
         self.population.sample_item(&mut self.rng)
+    }
+
+    /// The id of the item of rank `rank`, spelled by `ids`.
+    pub fn item_id(&self, ids: &ItemIds, rank: u64) -> String {
+        ids.id(&self.population, rank)
     }
 
     /// A unique id (events).

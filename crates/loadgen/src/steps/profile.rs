@@ -2,7 +2,8 @@
 //! trusted back-office service with `profile:read` and `profile:write`.
 //!
 //! - `profile.record_events`: a batch of generated behaviour events (unique event ids, Zipf
-//!   users and items, a configurable behaviour mix, prices, reviews in Chinese and English).
+//!   users and items, a configurable behaviour mix, prices, reviews in Chinese and English);
+//!   also how a benchmark seeds behaviour for the recommend service.
 //! - `profile.get_profile`: one user's profile.
 //! - `profile.list_recent_items`: one user's recently touched items.
 
@@ -19,7 +20,9 @@ use tailor_proto::events::v1::BehaviorType;
 use tailor_proto::profile::v1 as pb;
 use tailor_proto::profile::v1::profile_service_client::ProfileServiceClient;
 
-use super::{Call, Generator, Operation, Params, Reply, Step, UserPick, UserPicker, check, params};
+use super::{
+    Auth, Call, Generator, ItemIds, Operation, Params, Pick, Reply, Step, UserPicker, check, params,
+};
 use crate::target::{Channel, Connection};
 
 /// Largest message either way.
@@ -30,6 +33,7 @@ pub(crate) const RECORD_EVENTS: Operation = Operation {
     name: "profile.record_events",
     target: "profile",
     about: "RecordEvents: `batch` generated behaviour events (unique ids, Zipf users and items)",
+    auth: Auth::Service(&["profile:write"]),
     check: check::<RecordParams>,
     build: build_record,
 };
@@ -39,6 +43,7 @@ pub(crate) const GET_PROFILE: Operation = Operation {
     name: "profile.get_profile",
     target: "profile",
     about: "GetProfile of one user (Zipf, uniform or sequential)",
+    auth: Auth::Service(&["profile:read"]),
     check: check::<ReadParams>,
     build: build_get_profile,
 };
@@ -48,6 +53,7 @@ pub(crate) const LIST_RECENT_ITEMS: Operation = Operation {
     name: "profile.list_recent_items",
     target: "profile",
     about: "ListRecentItems of one user",
+    auth: Auth::Service(&["profile:read"]),
     check: check::<ReadParams>,
     build: build_recent,
 };
@@ -61,7 +67,7 @@ fn client(conn: &Connection) -> ProfileServiceClient<Channel> {
 /// Relative frequency of each behaviour in generated batches.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct Mix {
+pub(crate) struct Mix {
     view: f64,
     search: f64,
     click: f64,
@@ -89,6 +95,17 @@ impl Default for Mix {
 }
 
 impl Mix {
+    /// Non-negative weights, not all 0; the error names the field.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let kinds = self.kinds();
+        if kinds.iter().any(|(_, w)| !(w.is_finite() && *w >= 0.0))
+            || kinds.iter().all(|(_, w)| *w == 0.0)
+        {
+            return Err("mix: weights must be non-negative and not all 0".to_owned());
+        }
+        Ok(())
+    }
+
     fn kinds(&self) -> [(BehaviorType, f64); 8] {
         [
             (BehaviorType::View, self.view),
@@ -110,20 +127,23 @@ struct RecordParams {
     /// Events per call.
     batch: usize,
     /// How users are picked for events.
-    users: UserPick,
+    users: Pick,
     /// One user per batch (an app flushing its queue) instead of one per event (a collector).
     same_user: bool,
     /// Behaviour mix.
     mix: Mix,
+    /// Item ids as the catalog spells them (default: the population's).
+    item_format: Option<String>,
 }
 
 impl Default for RecordParams {
     fn default() -> Self {
         Self {
             batch: 100,
-            users: UserPick::Zipf,
+            users: Pick::Zipf,
             same_user: false,
             mix: Mix::default(),
+            item_format: None,
         }
     }
 }
@@ -133,26 +153,20 @@ impl Params for RecordParams {
         if !(1..=10_000).contains(&self.batch) {
             return Err("batch: must be between 1 and 10000".to_owned());
         }
-        let kinds = self.mix.kinds();
-        if kinds.iter().any(|(_, w)| !(w.is_finite() && *w >= 0.0))
-            || kinds.iter().all(|(_, w)| *w == 0.0)
-        {
-            return Err("mix: weights must be non-negative and not all 0".to_owned());
-        }
-        Ok(())
+        self.mix.validate()?;
+        ItemIds::new(self.item_format.as_deref()).map(|_| ())
     }
 }
 
 fn build_record(table: &toml::Table, conn: &Arc<Connection>) -> anyhow::Result<Arc<dyn Step>> {
     let p: RecordParams = params(table).map_err(anyhow::Error::msg)?;
-    let kinds = p.mix.kinds();
+    let items = ItemIds::new(p.item_format.as_deref()).map_err(anyhow::Error::msg)?;
     Ok(Arc::new(RecordEvents {
         conn: conn.clone(),
         batch: p.batch,
         users: UserPicker::new(p.users),
         same_user: p.same_user,
-        weights: WeightedIndex::new(kinds.iter().map(|(_, w)| *w))?,
-        kinds: kinds.map(|(k, _)| k),
+        behaviour: Behaviour::new(&p.mix, items)?,
     }))
 }
 
@@ -161,8 +175,15 @@ struct RecordEvents {
     batch: usize,
     users: UserPicker,
     same_user: bool,
+    behaviour: Behaviour,
+}
+
+/// Generates behaviour events: a kind from the mix, a Zipf item, and what that kind carries
+/// (quantity and price, a rating and review, a search query).
+pub(crate) struct Behaviour {
     kinds: [BehaviorType; 8],
     weights: WeightedIndex<f64>,
+    items: ItemIds,
 }
 
 const QUERIES: [&str; 6] = [
@@ -183,8 +204,25 @@ const REVIEWS: [&str; 6] = [
     "一般般吧，价格还算合理。",
 ];
 
-impl RecordEvents {
-    fn event(&self, generator: &mut Generator, user_id: &str, now: Duration) -> pb::BehaviorEvent {
+impl Behaviour {
+    /// Events of the `mix`, about items spelled by `items`.
+    pub(crate) fn new(mix: &Mix, items: ItemIds) -> anyhow::Result<Self> {
+        let kinds = mix.kinds();
+        Ok(Self {
+            weights: WeightedIndex::new(kinds.iter().map(|(_, w)| *w))?,
+            kinds: kinds.map(|(k, _)| k),
+            items,
+        })
+    }
+
+    /// One event of `user_id` at about `now` (since the epoch), in `session_id`.
+    pub(crate) fn event(
+        &self,
+        generator: &mut Generator,
+        user_id: &str,
+        now: Duration,
+        session_id: String,
+    ) -> pb::BehaviorEvent {
         let kind = self.kinds[self.weights.sample(&mut generator.rng)];
         // Within the last minute, so batches arrive slightly out of order, as from devices.
         let at = now.saturating_sub(Duration::from_millis(generator.rng.random_range(0..60_000)));
@@ -196,7 +234,7 @@ impl RecordEvents {
                 seconds: i64::try_from(at.as_secs()).unwrap_or(i64::MAX),
                 nanos: i32::try_from(at.subsec_nanos()).unwrap_or(0),
             }),
-            session_id: format!("s{}", generator.rng.random::<u32>()),
+            session_id,
             ..pb::BehaviorEvent::default()
         };
         if kind == BehaviorType::Search {
@@ -209,7 +247,7 @@ impl RecordEvents {
             amount_minor: item.price_minor,
             currency: "CNY".to_owned(),
         };
-        event.item_id = item.id;
+        event.item_id = generator.item_id(&self.items, rank);
         event.item = Some(pb::ItemContext {
             category: item.category,
             brand: item.brand,
@@ -239,19 +277,30 @@ impl RecordEvents {
     }
 }
 
+/// Now, since the epoch.
+pub(crate) fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// A random app session id.
+pub(crate) fn session_id(generator: &mut Generator) -> String {
+    format!("s{}", generator.rng.random::<u32>())
+}
+
 impl Step for RecordEvents {
     fn prepare(&self, generator: &mut Generator) -> Call {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = now();
         let batch_user = self.same_user.then(|| generator.user(&self.users));
         let mut events = Vec::with_capacity(self.batch);
         for _ in 0..self.batch {
+            let session = session_id(generator);
             let event = match &batch_user {
-                Some(user) => self.event(generator, user, now),
+                Some(user) => self.behaviour.event(generator, user, now, session),
                 None => {
                     let user = generator.user(&self.users);
-                    self.event(generator, &user, now)
+                    self.behaviour.event(generator, &user, now, session)
                 }
             };
             events.push(event);
@@ -268,6 +317,7 @@ impl Step for RecordEvents {
                         .unwrap_or(0),
                     rejected: response.rejected.len() as u64,
                     response_bytes: response.encoded_len(),
+                    ..Reply::default()
                 })
             }),
         }
@@ -279,7 +329,7 @@ impl Step for RecordEvents {
 #[serde(default, deny_unknown_fields)]
 struct ReadParams {
     /// How users are picked.
-    users: UserPick,
+    users: Pick,
     /// `profile.list_recent_items`: items per call.
     page_size: i32,
 }
@@ -287,7 +337,7 @@ struct ReadParams {
 impl Default for ReadParams {
     fn default() -> Self {
         Self {
-            users: UserPick::Zipf,
+            users: Pick::Zipf,
             page_size: 20,
         }
     }
@@ -327,8 +377,8 @@ impl Step for GetProfile {
                 let response = client.get_profile(request).await?.into_inner();
                 Ok(Reply {
                     items: 1,
-                    rejected: 0,
                     response_bytes: response.encoded_len(),
+                    ..Reply::default()
                 })
             }),
         }
@@ -363,8 +413,8 @@ impl Step for ListRecentItems {
                 let response = client.list_recent_items(request).await?.into_inner();
                 Ok(Reply {
                     items: 1,
-                    rejected: 0,
                     response_bytes: response.encoded_len(),
+                    ..Reply::default()
                 })
             }),
         }
