@@ -56,8 +56,10 @@ pub fn key(prefix: &str, name: &str) -> String {
 }
 
 /// Loads `T` from its defaults, the optional TOML `file`, then the process environment
-/// (`TAILOR_…`), and validates it.
-pub fn load<T>(file: Option<&Path>) -> Result<T, ConfigError>
+/// (`TAILOR_…`), and validates it. Only `TAILOR_<SECTION>__<KEY>` variables and the
+/// `top_level` keys (e.g. `environment` for `TAILOR_ENVIRONMENT`) are settings: other
+/// `TAILOR_` variables belong to tools and scripts (`TAILOR_CI`) and are not misspelt keys.
+pub fn load<T>(file: Option<&Path>, top_level: &[&str]) -> Result<T, ConfigError>
 where
     T: DeserializeOwned + Validate,
 {
@@ -71,8 +73,17 @@ where
         }
         figment = figment.merge(Toml::file(file));
     }
-    figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+    figment = figment.merge(environment(top_level));
     extract(figment)
+}
+
+fn environment(top_level: &[&str]) -> Env {
+    let top_level: Vec<String> = top_level.iter().map(|k| k.to_ascii_lowercase()).collect();
+    Env::prefixed(ENV_PREFIX)
+        .filter(move |key| {
+            key.as_str().contains("__") || top_level.contains(&key.as_str().to_ascii_lowercase())
+        })
+        .split("__")
 }
 
 /// Loads `T` from TOML text only (tests, examples).
@@ -199,6 +210,24 @@ mod tests {
     fn validation_names_the_key() {
         let err = from_toml::<Root>("[inner]\nport = 5000\n").unwrap_err();
         assert_eq!(err.key, "inner.port");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn only_sections_and_top_level_keys_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TAILOR_INNER__PORT", "81");
+            jail.set_env("TAILOR_CI", "1");
+            let root: Root = load(None, &[]).expect("TAILOR_CI is not a setting");
+            assert_eq!(root.inner.port, 81);
+            jail.set_env("TAILOR_INNER__PROT", "1");
+            let err = load::<Root>(None, &[]).unwrap_err();
+            assert_eq!(
+                err.key, "inner.prot",
+                "misspelt keys in a section are still caught"
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tailor_kit::config::{EXIT_CONFIG, load};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Validated before anything binds, connects or even starts logging.
-    let settings = match load(cli.config.as_deref()) {
+    let settings = match load(cli.config.as_deref(), tailor::settings::TOP_LEVEL_KEYS) {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("tailor: {err}");

@@ -20,6 +20,9 @@ pub enum Environment {
     Production,
 }
 
+/// Settings that are not in a section: `TAILOR_ENVIRONMENT`.
+pub const TOP_LEVEL_KEYS: &[&str] = &["environment"];
+
 /// Every setting of the binary.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
