@@ -289,16 +289,24 @@ impl System {
     pub async fn train(&self) {
         let mut admin = self.recommend_admin();
         let before = active_version(&mut admin).await;
-        let started = admin
-            .train_models(rpb::TrainModelsRequest {
-                request_id: String::new(),
-            })
-            .await
-            .unwrap();
-        assert!(
-            started.into_inner().started,
-            "a training run was already going"
-        );
+        // The previous run swaps its model in a moment before it ends: until then a new
+        // request is answered "already running" rather than starting another run.
+        let mut started = false;
+        for _ in 0..200 {
+            started = admin
+                .train_models(rpb::TrainModelsRequest {
+                    request_id: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .started;
+            if started {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(started, "a training run was still going after 10 s");
         for _ in 0..600 {
             if active_version(&mut admin).await != before {
                 // The replica that trained swaps at once; give the poller of others a beat.
