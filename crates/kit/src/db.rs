@@ -163,10 +163,13 @@ impl Db {
                         // and re-reading index pages from the file. Checkpointing every
                         // 10,000 pages (default 1,000) copies a page rewritten by many commits
                         // back to the database once rather than at nearly every commit.
+                        // Statement journals (every multi-row insert inside a transaction
+                        // opens one) stay in memory instead of a temporary file.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                              PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                             PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 10000;",
+                             PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 10000; \
+                             PRAGMA temp_store = MEMORY;",
                         )
                         .await?;
                     }

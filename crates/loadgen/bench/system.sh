@@ -11,6 +11,7 @@
 #
 #   crates/loadgen/bench/system.sh                   # both backends (about 25 minutes)
 #   BACKENDS=embedded crates/loadgen/bench/system.sh # one backend
+#   SEED_ONLY=1 BACKENDS=embedded crates/loadgen/bench/system.sh # seed, leave it running
 #
 # The generator runs on the same machine, sharing its cores, as the issue asks.
 set -euo pipefail
@@ -123,6 +124,12 @@ bench() {
   cat "$OUT/$label-train.txt"
   sleep 4 # the running recommend role polls for the new model every 2 s
   echo "after seeding: $(peak_memory)" | tee "$OUT/$label-memory.txt"
+  if [[ -n ${SEED_ONLY:-} ]]; then
+    # For profiling (perf record -p PID) or trying scenarios by hand against a warm system.
+    echo "seeded; the system keeps running: pid $server_pid, gateway $GATEWAY, recommend $RECOMMEND, profile $PROFILE" >&2
+    trap - EXIT
+    exit 0
+  fi
 
   say "$label: home feed mix at $RATE steps/s, gRPC (echo baseline)"
   loadgen "$SCENARIOS/mobile-session.toml" --rate "$RATE" --duration "$DURATION" --baseline echo \

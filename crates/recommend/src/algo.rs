@@ -120,14 +120,15 @@ pub trait Recommender: Send + Sync {
     /// Top `k` items for the query, best first, never returning `exclude`d items (the caller
     /// passes the items already seen or bought, out of stock, ...).
     fn recommend(&self, query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
-        let mut scores = vec![0.0; self.n_items()];
-        self.score_all(query, &mut scores);
-        for &i in exclude {
-            if let Some(s) = scores.get_mut(i as usize) {
-                *s = f32::NEG_INFINITY;
+        topk::with_dense_scores(self.n_items(), |scores| {
+            self.score_all(query, scores);
+            for &i in exclude {
+                if let Some(s) = scores.get_mut(i as usize) {
+                    *s = f32::NEG_INFINITY;
+                }
             }
-        }
-        topk::top_k_dense(&scores, k)
+            topk::top_k_dense(scores, k)
+        })
     }
 
     /// Top `k` for many queries (`exclude[q]` belongs to `queries[q]`), in parallel. Factor
@@ -148,12 +149,13 @@ pub trait Recommender: Send + Sync {
 
     /// Scores of the given items (for blending candidates from several models).
     fn score_items(&self, query: &Query<'_>, items: &[ItemIdx]) -> Vec<f32> {
-        let mut scores = vec![0.0; self.n_items()];
-        self.score_all(query, &mut scores);
-        items
-            .iter()
-            .map(|&i| scores.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY))
-            .collect()
+        topk::with_dense_scores(self.n_items(), |scores| {
+            self.score_all(query, scores);
+            items
+                .iter()
+                .map(|&i| scores.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY))
+                .collect()
+        })
     }
 }
 

@@ -299,7 +299,7 @@ impl Store {
             for (user, region) in chunk {
                 query = query.bind(user).bind(region);
             }
-            query.execute(self.db.pool()).await?;
+            query.execute(self.db.writer()).await?;
         }
         Ok(())
     }
@@ -325,7 +325,7 @@ impl Store {
                     .bind(e.items.join(&SEPARATOR.to_string()))
                     .bind(e.created_at);
             }
-            query.execute(self.db.pool()).await?;
+            query.execute(self.db.writer()).await?;
         }
         Ok(())
     }
@@ -427,7 +427,7 @@ impl Store {
         .bind(holder)
         .bind(until)
         .bind(now)
-        .execute(self.db.pool())
+        .execute(self.db.writer())
         .await?
         .rows_affected();
         Ok(taken > 0)
@@ -438,7 +438,7 @@ impl Store {
     pub async fn release_lease(&self, holder: &str) -> Result<()> {
         sqlx::query("DELETE FROM training_lease WHERE name = 'training' AND holder = $1")
             .bind(holder)
-            .execute(self.db.pool())
+            .execute(self.db.writer())
             .await?;
         Ok(())
     }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     AlgoError, Csr, IdMap, ItemIdx, Query, Recommender, Result, TrainData, ensure,
     knn::{Neighbours, all_pairs},
+    topk::{add_dense, sparse_top_k},
 };
 
 /// TF-IDF settings.
@@ -141,6 +142,36 @@ impl ContentModel {
     }
 }
 
+/// Profile terms a query looks up (see [`ContentModel::accumulate`]).
+const MAX_QUERY_TERMS: usize = 48;
+
+impl ContentModel {
+    /// The profile (the sum of the history's vectors) times each item sharing a term with it.
+    /// Only the profile's strongest terms are looked up: a long history names hundreds of
+    /// terms whose postings together cover much of the catalog, while the weak ones barely
+    /// move the ranking.
+    fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(ItemIdx, f32)) {
+        let mut profile: HashMap<u32, f32> = HashMap::new();
+        for (i, weight) in query.weighted_history() {
+            for (t, w) in self.vectors.row(i) {
+                *profile.entry(t).or_default() += weight * w;
+            }
+        }
+        let mut terms: Vec<(u32, f32)> = profile.into_iter().collect();
+        if terms.len() > MAX_QUERY_TERMS {
+            terms.select_nth_unstable_by(MAX_QUERY_TERMS - 1, |a, b| {
+                b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+            });
+            terms.truncate(MAX_QUERY_TERMS);
+        }
+        for &(t, pw) in &terms {
+            for (j, w) in self.postings.row(t) {
+                add(j, pw * w);
+            }
+        }
+    }
+}
+
 impl Recommender for ContentModel {
     fn n_items(&self) -> usize {
         self.vectors.n_rows()
@@ -149,23 +180,14 @@ impl Recommender for ContentModel {
     /// Cosine (up to a constant) between the profile — the sum of the history's vectors — and
     /// every item sharing a term with it; others get `-inf`.
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
-        let mut profile: HashMap<u32, f32> = HashMap::new();
-        for (i, weight) in query.weighted_history() {
-            for (t, w) in self.vectors.row(i) {
-                *profile.entry(t).or_default() += weight * w;
-            }
-        }
         out.fill(f32::NEG_INFINITY);
-        for (&t, &pw) in &profile {
-            for (j, w) in self.postings.row(t) {
-                let slot = &mut out[j as usize];
-                *slot = if *slot == f32::NEG_INFINITY {
-                    pw * w
-                } else {
-                    *slot + pw * w
-                };
-            }
-        }
+        self.accumulate(query, |j, v| add_dense(out, j, v));
+    }
+
+    fn recommend(&self, query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
+        sparse_top_k(self.n_items(), k, exclude, |acc| {
+            self.accumulate(query, |j, v| acc.add(j, v));
+        })
     }
 
     fn similar_items(&self, item: ItemIdx, k: usize) -> Vec<(ItemIdx, f32)> {

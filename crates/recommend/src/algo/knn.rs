@@ -14,7 +14,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Csr, Interactions, ItemIdx, Query, Recommender, Result, UserIdx, ensure, topk::top_k_of,
+    Csr, Interactions, ItemIdx, Query, Recommender, Result, UserIdx, ensure,
+    topk::{add_dense, sparse_top_k, top_k_of},
 };
 
 /// How interaction vectors are weighted before their dot products.
@@ -285,6 +286,17 @@ impl ItemKnn {
     }
 }
 
+impl ItemKnn {
+    /// Each neighbour of each history item, weighted by the item's weight.
+    fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(ItemIdx, f32)) {
+        for (i, w) in query.weighted_history() {
+            for (j, s) in self.neighbours.of(i) {
+                add(j, w * s);
+            }
+        }
+    }
+}
+
 impl Recommender for ItemKnn {
     fn n_items(&self) -> usize {
         self.n_items
@@ -292,16 +304,13 @@ impl Recommender for ItemKnn {
 
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
         out.fill(f32::NEG_INFINITY);
-        for (i, w) in query.weighted_history() {
-            for (j, s) in self.neighbours.of(i) {
-                let slot = &mut out[j as usize];
-                *slot = if *slot == f32::NEG_INFINITY {
-                    w * s
-                } else {
-                    *slot + w * s
-                };
-            }
-        }
+        self.accumulate(query, |j, v| add_dense(out, j, v));
+    }
+
+    fn recommend(&self, query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
+        sparse_top_k(self.n_items, k, exclude, |acc| {
+            self.accumulate(query, |j, v| acc.add(j, v));
+        })
     }
 
     fn similar_items(&self, item: ItemIdx, k: usize) -> Vec<(ItemIdx, f32)> {
@@ -364,13 +373,9 @@ impl UserKnn {
     }
 }
 
-impl Recommender for UserKnn {
-    fn n_items(&self) -> usize {
-        self.user_items.n_cols()
-    }
-
-    fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
-        out.fill(f32::NEG_INFINITY);
+impl UserKnn {
+    /// The neighbours' items, weighted by similarity times the neighbour's interaction.
+    fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(ItemIdx, f32)) {
         let on_the_fly;
         let neighbours: Box<dyn Iterator<Item = (u32, f32)> + '_> = match query.user {
             Some(u) if (u as usize) < self.user_items.n_rows() => Box::new(self.neighbours.of(u)),
@@ -381,14 +386,26 @@ impl Recommender for UserKnn {
         };
         for (v, s) in neighbours {
             for (j, r) in self.user_items.row(v) {
-                let slot = &mut out[j as usize];
-                *slot = if *slot == f32::NEG_INFINITY {
-                    s * r
-                } else {
-                    *slot + s * r
-                };
+                add(j, s * r);
             }
         }
+    }
+}
+
+impl Recommender for UserKnn {
+    fn n_items(&self) -> usize {
+        self.user_items.n_cols()
+    }
+
+    fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
+        out.fill(f32::NEG_INFINITY);
+        self.accumulate(query, |j, v| add_dense(out, j, v));
+    }
+
+    fn recommend(&self, query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
+        sparse_top_k(self.n_items(), k, exclude, |acc| {
+            self.accumulate(query, |j, v| acc.add(j, v));
+        })
     }
 
     /// Items co-liked by the same users, by cosine over the (weighted) user vectors.

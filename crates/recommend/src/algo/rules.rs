@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Interactions, InteractionsBuilder, ItemIdx, Merge, Query, Recommender, Result, ensure,
-    topk::TopK,
+    topk::{TopK, add_dense, sparse_top_k},
 };
 
 /// Mining thresholds.
@@ -179,6 +179,17 @@ impl AssociationRules {
     }
 }
 
+impl AssociationRules {
+    /// The confidence of every rule the history fires, times the antecedent's weight.
+    fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(ItemIdx, f32)) {
+        for (a, w) in query.weighted_history() {
+            for r in self.rules_for(a) {
+                add(r.consequent, w * r.confidence);
+            }
+        }
+    }
+}
+
 impl Recommender for AssociationRules {
     fn n_items(&self) -> usize {
         self.indptr.len() - 1
@@ -187,16 +198,13 @@ impl Recommender for AssociationRules {
     /// Sums the confidence of every rule fired by the history (times the item's weight).
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
         out.fill(f32::NEG_INFINITY);
-        for (a, w) in query.weighted_history() {
-            for r in self.rules_for(a) {
-                let slot = &mut out[r.consequent as usize];
-                *slot = if *slot == f32::NEG_INFINITY {
-                    w * r.confidence
-                } else {
-                    *slot + w * r.confidence
-                };
-            }
-        }
+        self.accumulate(query, |j, v| add_dense(out, j, v));
+    }
+
+    fn recommend(&self, query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
+        sparse_top_k(self.n_items(), k, exclude, |acc| {
+            self.accumulate(query, |j, v| acc.add(j, v));
+        })
     }
 
     /// "Frequently bought together" with `item`, by confidence.

@@ -11,7 +11,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Interactions, ItemIdx, Query, Recommender, Result, ensure, knn::Neighbours, topk::TopK,
+    Interactions, ItemIdx, Query, Recommender, Result, ensure,
+    knn::Neighbours,
+    topk::{TopK, add_dense, sparse_top_k},
 };
 
 /// Transition-model settings.
@@ -108,6 +110,20 @@ impl Transitions {
     }
 }
 
+impl Transitions {
+    /// Successors of the latest history items, discounted by how far back each item is.
+    fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(ItemIdx, f32)) {
+        let mut recency = 1.0;
+        for (a, weight) in query.weighted_history().rev().take(self.history) {
+            let w = recency * weight;
+            for (b, p) in self.successors.of(a) {
+                add(b, w * p);
+            }
+            recency *= self.recency_decay;
+        }
+    }
+}
+
 impl Recommender for Transitions {
     fn n_items(&self) -> usize {
         self.n_items
@@ -116,19 +132,13 @@ impl Recommender for Transitions {
     /// Reads `query.history` oldest first, so its tail is the user's latest items.
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
         out.fill(f32::NEG_INFINITY);
-        let mut recency = 1.0;
-        for (a, weight) in query.weighted_history().rev().take(self.history) {
-            let w = recency * weight;
-            for (b, p) in self.successors.of(a) {
-                let slot = &mut out[b as usize];
-                *slot = if *slot == f32::NEG_INFINITY {
-                    w * p
-                } else {
-                    *slot + w * p
-                };
-            }
-            recency *= self.recency_decay;
-        }
+        self.accumulate(query, |j, v| add_dense(out, j, v));
+    }
+
+    fn recommend(&self, query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
+        sparse_top_k(self.n_items, k, exclude, |acc| {
+            self.accumulate(query, |j, v| acc.add(j, v));
+        })
     }
 
     /// The likeliest next items after `item`.

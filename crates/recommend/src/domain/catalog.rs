@@ -126,6 +126,16 @@ pub struct Catalog {
     watermark: RwLock<Micros>,
 }
 
+/// A read-locked view of the catalog's items.
+pub struct CatalogView<'a>(std::sync::RwLockReadGuard<'a, HashMap<String, Arc<Item>>>);
+
+impl CatalogView<'_> {
+    /// One item.
+    pub fn get(&self, item_id: &str) -> Option<&Arc<Item>> {
+        self.0.get(item_id)
+    }
+}
+
 impl Catalog {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Item>>> {
         self.items
@@ -136,6 +146,12 @@ impl Catalog {
     /// One item.
     pub fn get(&self, item_id: &str) -> Option<Arc<Item>> {
         self.read().get(item_id).cloned()
+    }
+
+    /// The item table, read-locked once for a caller that resolves many ids (a list's
+    /// candidates); drop it before calling other catalog methods.
+    pub fn view(&self) -> CatalogView<'_> {
+        CatalogView(self.read())
     }
 
     /// Items present, in the order asked.

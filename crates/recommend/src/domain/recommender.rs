@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -98,6 +98,7 @@ pub struct Recommender {
     users: moka::future::Cache<String, Arc<UserState>>,
     deferred: mpsc::Sender<Deferred>,
     deferred_rx: Arc<tokio::sync::Mutex<Option<mpsc::Receiver<Deferred>>>>,
+    deferred_dropped: Arc<AtomicU64>,
     retrain: Arc<Notify>,
     training: Arc<AtomicBool>,
     holder: Arc<str>,
@@ -118,6 +119,7 @@ impl Recommender {
             settings,
             deferred,
             deferred_rx: Arc::new(tokio::sync::Mutex::new(Some(rx))),
+            deferred_dropped: Arc::new(AtomicU64::new(0)),
             retrain: Arc::new(Notify::new()),
             training: Arc::new(AtomicBool::new(false)),
             holder: uuid::Uuid::new_v4().to_string().into(),
@@ -316,7 +318,15 @@ impl Recommender {
 
     fn defer(&self, write: Deferred) {
         if self.deferred.try_send(write).is_err() {
-            tracing::warn!("deferred write buffer full, dropping an exposure or region update");
+            // Logged at 1, 2, 4, 8, ... drops: a warning per drop would add log writes to
+            // the overload that caused them.
+            let dropped = self.deferred_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(
+                    dropped,
+                    "deferred write buffer full, dropping exposures and region updates"
+                );
+            }
         }
     }
 

@@ -159,7 +159,7 @@ pub fn recommend(
         .filter_map(|id| models.items.get(id))
         .collect();
 
-    let mut blended: Blended = HashMap::new();
+    let mut blended: Blended<'_> = HashMap::new();
     let k = settings.candidates_per_source;
     for (source, weight) in blend.iter().filter(|(_, w)| **w > 0.0) {
         let Some(model) = models.sources.get(source) else {
@@ -192,18 +192,19 @@ pub fn recommend(
         add(&mut blended, "popular", 1e-3, backfill);
     }
 
-    let mut ranked: Vec<(Arc<Item>, f64, String)> = blended
+    let items = catalog.view();
+    let mut ranked: Vec<(&Arc<Item>, f64, &str)> = blended
         .into_iter()
         .filter_map(|(idx, (score, source, _))| {
             let id = models.items.external(idx)?;
             if excluded.contains(id) {
                 return None;
             }
-            let item = catalog.get(id).filter(|i| i.available)?;
+            let item = items.get(id).filter(|i| i.available)?;
             let boost: f64 = req
                 .boosts
                 .iter()
-                .filter(|b| b.applies(&item))
+                .filter(|b| b.applies(item))
                 .map(|b| b.factor)
                 .product();
             Some((item, score * boost, source))
@@ -218,18 +219,27 @@ pub fn recommend(
         Placement::Home | Placement::PostPurchase => settings.max_category_share,
         Placement::ProductPage | Placement::Cart => 1.0,
     };
-    let page = diversify(ranked, req.page_size, share);
+    let page: Vec<(Arc<Item>, f64, String)> = diversify(ranked, req.page_size, share)
+        .into_iter()
+        .map(|(item, score, source)| (Arc::clone(item), score, source.to_owned()))
+        .collect();
+    drop(items);
     explain(models, catalog, req, page)
 }
 
 /// item → (blended score, best source, that source's contribution).
-type Blended = HashMap<ItemIdx, (f64, String, f64)>;
+type Blended<'a> = HashMap<ItemIdx, (f64, &'a str, f64)>;
 
 /// Adds one source's candidates with `weight`. Scores of different models are not
 /// comparable, so each list is scaled by its best score. A list whose best score is not
 /// positive carries no signal (e.g. a factor model folding in items it never saw) and is
 /// left out rather than ranked arbitrarily.
-fn add(blended: &mut Blended, source: &str, weight: f64, candidates: Vec<(ItemIdx, f32)>) {
+fn add<'a>(
+    blended: &mut Blended<'a>,
+    source: &'a str,
+    weight: f64,
+    candidates: Vec<(ItemIdx, f32)>,
+) {
     let top = candidates.first().map_or(0.0, |(_, s)| f64::from(*s));
     if top <= 0.0 || !top.is_finite() {
         return;
@@ -239,10 +249,10 @@ fn add(blended: &mut Blended, source: &str, weight: f64, candidates: Vec<(ItemId
         if contribution <= 0.0 {
             continue;
         }
-        let entry = blended.entry(item).or_insert((0.0, String::new(), 0.0));
+        let entry = blended.entry(item).or_insert((0.0, source, 0.0));
         entry.0 += contribution;
         if contribution > entry.2 {
-            entry.1 = source.to_owned();
+            entry.1 = source;
             entry.2 = contribution;
         }
     }
@@ -289,11 +299,11 @@ fn sorted(mut list: Vec<(ItemIdx, f32)>) -> Vec<(ItemIdx, f32)> {
 
 /// Takes the best items, at most `max_share` of the page from one top-level category; items
 /// held back fill the page only if nothing else can.
-fn diversify(
-    ranked: Vec<(Arc<Item>, f64, String)>,
+fn diversify<'a>(
+    ranked: Vec<(&'a Arc<Item>, f64, &'a str)>,
     page: usize,
     max_share: f64,
-) -> Vec<(Arc<Item>, f64, String)> {
+) -> Vec<(&'a Arc<Item>, f64, &'a str)> {
     let cap = ((page as f64 * max_share).ceil() as usize).max(1);
     let mut per_category: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::with_capacity(page);
@@ -342,7 +352,26 @@ fn explain(
             let idx = models.items.get(&item.item_id);
             let mut anchor = None;
             if ITEM_BASED.contains(&source.as_str()) || source == "rules" {
-                if let (Some(model), Some(idx)) = (models.sources.get(&source), idx) {
+                if let (Some(Model::Embedding(embedding)), Some(idx)) =
+                    (models.sources.get(&source), idx)
+                {
+                    // The anchor nearest to the item: one dot product per anchor instead of
+                    // an index search per anchor.
+                    let mut best: Option<(&str, f32)> = None;
+                    for a in &anchors {
+                        let Some(s) = models
+                            .items
+                            .get(a)
+                            .and_then(|a| embedding.similarity(a, idx))
+                        else {
+                            continue;
+                        };
+                        if best.is_none_or(|(_, b)| s > b) {
+                            best = Some((a, s));
+                        }
+                    }
+                    anchor = best.map(|(a, _)| a.to_owned());
+                } else if let (Some(model), Some(idx)) = (models.sources.get(&source), idx) {
                     for a in &anchors {
                         let Some(a_idx) = models.items.get(a) else {
                             continue;
