@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::clock::{Clock as _, DefaultClock};
+use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tailor_kit::redis::Redis;
 
@@ -82,7 +82,8 @@ impl Limiter {
     pub async fn admit(&self, viewer: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
         match self {
             Self::Memory { viewers, ips } => {
-                let now = DefaultClock::default().now();
+                // The limiter's own clock: building a clock per call re-detects the CPU.
+                let now = viewers.clock().now();
                 if let Some(ip) = ip
                     && let Err(not_until) = ips.check_key(&ip)
                 {

@@ -245,7 +245,14 @@ pub struct Verifier {
     issuer: String,
     audience: String,
     leeway: u64,
+    /// Tokens already verified: a caller reuses its token for many calls, and checking the
+    /// signature again on each was a measurable share of a backend's CPU under load.
+    verified: moka::sync::Cache<String, ServiceClaims>,
 }
+
+/// Distinct tokens remembered; a token not seen for this long is verified again.
+const VERIFIED_TOKENS: u64 = 4096;
+const VERIFIED_IDLE: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -279,11 +286,28 @@ impl Verifier {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             leeway: settings.leeway.as_secs(),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_TOKENS)
+                .time_to_idle(VERIFIED_IDLE)
+                .build(),
         })
     }
 
     /// Verifies signature, issuer, audience and lifetime; returns the claims.
     pub fn verify(&self, token: &str) -> Result<ServiceClaims, AuthError> {
+        if let Some(claims) = self.verified.get(token) {
+            let now = jsonwebtoken::get_current_timestamp();
+            if claims.exp.saturating_add(self.leeway) > now {
+                return Ok(claims);
+            }
+            self.verified.invalidate(token);
+        }
+        let claims = self.verify_signed(token)?;
+        self.verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<ServiceClaims, AuthError> {
         const INVALID: AuthError = AuthError::Unauthenticated("invalid service credential");
         let header = jsonwebtoken::decode_header(token).map_err(|_| INVALID)?;
         let (alg, key, bound_service) = match header.alg {
@@ -584,6 +608,35 @@ mod tests {
             verifier.authenticate(&metadata(Some(&token), None)),
             Err(AuthError::Unauthenticated("expired service credential"))
         );
+    }
+
+    #[test]
+    fn a_remembered_token_is_refused_once_it_expires() {
+        let s = settings();
+        let issuer = TokenIssuer::new(&s, "gateway", &["profile:read"]).unwrap();
+        let (token, _) = issuer.mint().unwrap();
+        let verifier = Verifier::new(&s).unwrap();
+        assert!(verifier.authenticate(&metadata(Some(&token), None)).is_ok());
+        assert!(verifier.verified.get(&token).is_some(), "remembered");
+
+        // A token verified while it was valid, remembered past its expiry.
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = ServiceClaims {
+            iss: s.issuer.clone(),
+            sub: "gateway".into(),
+            aud: s.audience.clone(),
+            iat: now - 7200,
+            exp: now - 3600,
+            scope: String::new(),
+        };
+        let key = EncodingKey::from_secret(DEV_SECRET.as_bytes());
+        let expired = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
+        verifier.verified.insert(expired.clone(), claims);
+        assert_eq!(
+            verifier.authenticate(&metadata(Some(&expired), None)),
+            Err(AuthError::Unauthenticated("expired service credential"))
+        );
+        assert!(verifier.verified.get(&expired).is_none(), "forgotten");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row as _, Transaction};
 use tailor_kit::db::{Db, MAX_BIND_PARAMETERS, list_placeholders, values_placeholders};
-use tailor_kit::time::{Micros, SECOND};
+use tailor_kit::time::Micros;
 
 use crate::domain::Touch;
 use crate::domain::catalog::{Item, Money};
@@ -19,9 +19,6 @@ const SEPARATOR: char = '\u{1f}';
 const ITEM_COLUMNS: &str = "item_id, kind, title, description, category, brand, tags, price_minor, currency, \
      available, stock, embedding, image_url, deleted, updated_at";
 const ITEM_COLUMN_COUNT: usize = 15;
-/// Catalog readers look this far behind their watermark, so a write committed after a later
-/// stamped one (another replica, clock skew) is still seen.
-const CATALOG_OVERLAP: Micros = 5 * SECOND;
 
 /// One interaction to store.
 #[derive(Debug, Clone)]
@@ -170,7 +167,7 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Catalog changes stamped after `since` (minus an overlap): live items and deletions.
+    /// Catalog changes stamped after `since`: live items and deletions.
     #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "catalog_changes"))]
     pub async fn catalog_changes(
         &self,
@@ -179,7 +176,7 @@ impl Store {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {ITEM_COLUMNS} FROM item WHERE updated_at > $1 ORDER BY updated_at"
         )))
-        .bind(since.saturating_sub(CATALOG_OVERLAP))
+        .bind(since)
         .fetch_all(self.db.pool())
         .await?;
         rows.iter()

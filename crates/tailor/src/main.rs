@@ -6,6 +6,9 @@ use clap::Parser as _;
 use tailor::cli::Cli;
 use tailor_kit::config::{EXIT_CONFIG, load};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -118,12 +118,19 @@ pub fn normalise(mut item: Item, index: usize, violations: &mut FieldViolations)
     item
 }
 
+/// How long a write may take between taking its stamp and committing (and how far replicas'
+/// clocks may disagree): a read of changes at time T has seen every change stamped before
+/// T minus this, so the next read starts there, not at the newest stamp seen. Starting at the
+/// newest stamp would miss late commits; starting at "newest stamp minus this" would re-read
+/// the last few seconds of a catalog import on every poll, forever.
+pub const COMMIT_WINDOW: Micros = 5 * tailor_kit::time::SECOND;
+
 /// The catalog in memory: every live item by id, and how far it is in step with the
 /// database.
 #[derive(Debug, Default)]
 pub struct Catalog {
     items: RwLock<HashMap<String, Arc<Item>>>,
-    watermark: RwLock<Micros>,
+    synced: RwLock<Micros>,
 }
 
 /// A read-locked view of the catalog's items.
@@ -177,37 +184,44 @@ impl Catalog {
         self.len() == 0
     }
 
-    /// Changes read from the database: upserts (`Some`) and deletions (`None`) with their
-    /// stamps. Applying the same change twice is harmless.
-    pub fn apply(&self, changes: Vec<(String, Option<Item>, Micros)>) {
-        if changes.is_empty() {
-            return;
-        }
-        let mut items = self
-            .items
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut watermark = self
-            .watermark
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (id, item, stamp) in changes {
-            match item {
-                Some(item) => {
-                    items.insert(id, Arc::new(item));
-                }
-                None => {
-                    items.remove(&id);
-                }
+    /// Changes read from the database, upserts (`Some`) and deletions (`None`) with their
+    /// stamps, and the stamp before which every change has now been seen. Re-reading a
+    /// change already applied neither swaps the item nor takes the write lock.
+    pub fn apply(&self, changes: Vec<(String, Option<Item>, Micros)>, seen_before: Micros) {
+        let fresh: Vec<_> = {
+            let items = self.read();
+            changes
+                .into_iter()
+                .filter(|(id, item, stamp)| match (items.get(id), item) {
+                    (Some(old), Some(_)) => old.updated_at != *stamp,
+                    (None, None) => false,
+                    _ => true,
+                })
+                .collect()
+        };
+        if !fresh.is_empty() {
+            let mut items = self
+                .items
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (id, item, _) in fresh {
+                match item {
+                    Some(item) => items.insert(id, Arc::new(item)),
+                    None => items.remove(&id),
+                };
             }
-            *watermark = (*watermark).max(stamp);
         }
+        let mut synced = self
+            .synced
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *synced = (*synced).max(seen_before);
     }
 
-    /// The latest change applied.
-    pub fn watermark(&self) -> Micros {
+    /// Where the next read of changes starts: every change stamped before it is applied.
+    pub fn synced_before(&self) -> Micros {
         *self
-            .watermark
+            .synced
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -271,11 +285,25 @@ mod tests {
             title: "A".into(),
             ..Item::default()
         };
-        catalog.apply(vec![("a".into(), Some(item.clone()), 5)]);
-        catalog.apply(vec![("a".into(), Some(item), 5)]);
-        assert_eq!(catalog.len(), 1);
-        catalog.apply(vec![("a".into(), None, 7)]);
+        let stamped = |title: &str, at: Micros| Item {
+            title: title.into(),
+            updated_at: at,
+            ..item.clone()
+        };
+        catalog.apply(vec![("a".into(), Some(stamped("A", 5)), 5)], 100);
+        let first = catalog.get("a").expect("applied");
+        catalog.apply(vec![("a".into(), Some(stamped("A", 5)), 5)], 90);
+        assert!(
+            Arc::ptr_eq(&first, &catalog.get("a").expect("kept")),
+            "a change read again is not re-applied"
+        );
+        assert_eq!(catalog.synced_before(), 100, "never moves back");
+        catalog.apply(vec![("a".into(), Some(stamped("B", 6)), 6)], 110);
+        assert_eq!(catalog.get("a").expect("updated").title, "B");
+        catalog.apply(vec![("a".into(), None, 7)], 120);
+        catalog.apply(vec![("a".into(), None, 7)], 120);
         assert!(catalog.get("a").is_none());
-        assert_eq!(catalog.watermark(), 7);
+        assert_eq!(catalog.len(), 0);
+        assert_eq!(catalog.synced_before(), 120);
     }
 }

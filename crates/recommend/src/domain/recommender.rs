@@ -14,7 +14,7 @@ use tailor_kit::shutdown::CancellationToken;
 use tailor_kit::time::{Micros, now_micros};
 use tokio::sync::{Notify, mpsc};
 
-use super::catalog::{Catalog, Item, normalise};
+use super::catalog::{COMMIT_WINDOW, Catalog, Item, normalise};
 use super::models::{ModelSet, TrainingInput, train};
 use super::serving::{self, Associated, Boost, Recommendation, Request};
 use super::{Placement, Touch};
@@ -141,8 +141,13 @@ impl Recommender {
 
     /// Applies catalog changes written since the last look (by any replica).
     pub async fn sync_catalog(&self) -> Result<()> {
-        let changes = self.store.catalog_changes(self.catalog.watermark()).await?;
-        self.catalog.apply(changes);
+        let started = now_micros();
+        let changes = self
+            .store
+            .catalog_changes(self.catalog.synced_before())
+            .await?;
+        self.catalog
+            .apply(changes, started.saturating_sub(COMMIT_WINDOW));
         Ok(())
     }
 
