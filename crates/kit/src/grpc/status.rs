@@ -82,6 +82,12 @@ pub fn from_upstream(status: Status) -> Status {
         Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Cancelled => {
             Status::new(status.code(), status.message().to_owned())
         }
+        // Made on our side from an error, not received: the connection failed mid-call (reset
+        // or closed under load, the peer restarting), which a retry may well get past.
+        Code::Unknown if std::error::Error::source(&status).is_some() => {
+            tracing::warn!(message = status.message(), "upstream connection failed");
+            Status::unavailable("upstream connection failed, retry later")
+        }
         _ => {
             tracing::error!(code = ?status.code(), message = status.message(), "upstream call failed");
             Status::internal("internal error")
@@ -92,6 +98,22 @@ pub fn from_upstream(status: Status) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_connection_is_retryable_and_an_upstream_fault_is_internal() {
+        let broken = Status::from_error(Box::new(std::io::Error::other(
+            "connection closed before message completed",
+        )));
+        assert_eq!(broken.code(), Code::Unknown);
+        let status = from_upstream(broken);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(!status.message().contains("connection closed before"));
+
+        let answered = Status::unknown("the upstream said so");
+        assert_eq!(from_upstream(answered).code(), Code::Internal);
+        let overloaded = from_upstream(Status::resource_exhausted("busy"));
+        assert_eq!(overloaded.code(), Code::ResourceExhausted);
+    }
 
     #[test]
     fn violations_become_bad_request_details() {

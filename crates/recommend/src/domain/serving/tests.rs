@@ -37,6 +37,7 @@ fn world() -> (ModelSet, Catalog) {
             .iter()
             .map(|i| (i.item_id.clone(), Some(i.clone()), 1))
             .collect(),
+        1,
     );
     let mut rows = Vec::new();
     let mut t = 0;
