@@ -13,11 +13,12 @@ use tailor_kit::redis::Redis;
 
 use crate::config::RateLimitSettings;
 
-/// GCRA in one round trip: the key holds the theoretical arrival time (ms); Redis's clock is
-/// used so replicas with skewed clocks agree. Returns 0 when allowed, else ms to wait.
+/// GCRA in one round trip: the key holds the theoretical arrival time (µs, so limits above
+/// 1,000/s keep their precision); Redis's clock is used so replicas with skewed clocks agree.
+/// Returns 0 when allowed, else µs to wait.
 const GCRA: &str = r"
 local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local now = t[1] * 1000000 + t[2]
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
@@ -25,7 +26,7 @@ if tat < now then tat = now end
 local new_tat = tat + interval
 local allow_at = new_tat - tolerance
 if allow_at > now then return allow_at - now end
-redis.call('SET', KEYS[1], new_tat, 'PX', tolerance + interval)
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((tolerance + interval) / 1000))
 return 0
 ";
 
@@ -138,18 +139,17 @@ async fn gcra(
     per_second: u32,
     burst: u32,
 ) -> Result<(), Duration> {
-    let interval_ms = 1000 / u64::from(per_second.max(1));
-    let tolerance_ms = interval_ms * u64::from(burst.max(1));
+    let (interval_us, tolerance_us) = gcra_parameters(per_second, burst);
     let mut conn = redis.conn();
     match script
         .key(key)
-        .arg(interval_ms.max(1))
-        .arg(tolerance_ms)
+        .arg(interval_us)
+        .arg(tolerance_us)
         .invoke_async::<u64>(&mut conn)
         .await
     {
         Ok(0) => Ok(()),
-        Ok(wait_ms) => Err(Duration::from_millis(wait_ms)),
+        Ok(wait_us) => Err(Duration::from_micros(wait_us)),
         Err(err) => {
             // A limiter outage must not take the app down with it: fail open, loudly.
             tracing::warn!(error = %err, "rate limiter unavailable, admitting");
@@ -158,9 +158,56 @@ async fn gcra(
     }
 }
 
+/// The emission interval and the burst tolerance, in µs: a burst of `burst` calls at once,
+/// then one per interval.
+fn gcra_parameters(per_second: u32, burst: u32) -> (u64, u64) {
+    let interval = (1_000_000 / u64::from(per_second.max(1))).max(1);
+    (interval, interval * u64::from(burst.max(1)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tailor_kit::testing::TestRedis;
+
+    #[test]
+    fn high_limits_keep_their_precision() {
+        // In ms, anything above 1,000/s rounded to a zero tolerance and refused every call.
+        assert_eq!(gcra_parameters(1_000_000, 1_000_000), (1, 1_000_000));
+        assert_eq!(gcra_parameters(600, 10), (1_666, 16_660));
+        assert_eq!(gcra_parameters(0, 0), (1_000_000, 1_000_000));
+    }
+
+    #[tokio::test]
+    async fn the_shared_limiter_admits_the_burst_then_refuses_with_a_wait() {
+        let Some(test) = TestRedis::new().await.expect("redis") else {
+            return;
+        };
+        let tight = RateLimitSettings {
+            per_user_per_second: 1,
+            per_user_burst: 3,
+            per_ip_per_second: 1_000_000,
+            per_ip_burst: 1_000_000,
+        };
+        let limiter = Limiter::new(&tight, Some(&test.redis));
+        let ip = Some(IpAddr::from([10, 0, 0, 1]));
+        for _ in 0..3 {
+            assert!(limiter.admit("u", ip).await.is_ok());
+        }
+        let wait = limiter.admit("u", ip).await.expect_err("over the burst");
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1));
+        assert!(limiter.admit("other", ip).await.is_ok(), "per viewer");
+
+        let generous = RateLimitSettings {
+            per_user_per_second: 1_000_000,
+            per_user_burst: 1_000_000,
+            ..tight
+        };
+        let limiter = Limiter::new(&generous, Some(&test.redis));
+        for _ in 0..200 {
+            assert!(limiter.admit("busy", ip).await.is_ok());
+        }
+    }
 
     #[tokio::test]
     async fn the_burst_is_admitted_then_refused_with_a_wait() {
