@@ -279,6 +279,18 @@ impl Db {
     }
 }
 
+/// Whether a database error is the moment's, not the request's: the pool is exhausted or
+/// closed, the connection broke, or the database aborted the transaction to resolve a
+/// deadlock or a serialization conflict. Nothing was committed, so the caller may retry.
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        // PostgreSQL's deadlock_detected and serialization_failure.
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("40P01" | "40001")),
+        _ => false,
+    }
+}
+
 /// `($1, $2, $3), ($4, $5, $6), …` for a multi-row `VALUES` list of `rows` rows of `columns`
 /// columns, numbering from `$first`.
 pub fn values_placeholders(rows: usize, columns: usize, first: usize) -> String {

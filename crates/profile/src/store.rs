@@ -124,7 +124,9 @@ impl Store {
         let mut out = HashMap::with_capacity(user_ids.len());
         for chunk in user_ids.chunks(MAX_BIND_PARAMETERS) {
             let sql = format!(
-                "SELECT {PROFILE_COLUMNS} FROM user_profile WHERE user_id IN ({}){}",
+                // Rows lock in the order returned: by key, so two batches sharing users take
+                // their locks in the same order (heap order would let them deadlock).
+                "SELECT {PROFILE_COLUMNS} FROM user_profile WHERE user_id IN ({}) ORDER BY user_id{}",
                 self.db.backend().list_placeholders(chunk.len(), 1),
                 self.db.for_update()
             );
