@@ -589,9 +589,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_expired_token_is_rejected() {
-        let s = settings();
+    /// A correctly signed token that expired an hour ago, and its claims.
+    fn expired_token(s: &AuthSettings) -> (String, ServiceClaims) {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = ServiceClaims {
             iss: s.issuer.clone(),
@@ -603,6 +602,13 @@ mod tests {
         };
         let key = EncodingKey::from_secret(DEV_SECRET.as_bytes());
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
+        (token, claims)
+    }
+
+    #[test]
+    fn an_expired_token_is_rejected() {
+        let s = settings();
+        let (token, _) = expired_token(&s);
         let verifier = Verifier::new(&s).unwrap();
         assert_eq!(
             verifier.authenticate(&metadata(Some(&token), None)),
@@ -620,17 +626,7 @@ mod tests {
         assert!(verifier.verified.get(&token).is_some(), "remembered");
 
         // A token verified while it was valid, remembered past its expiry.
-        let now = jsonwebtoken::get_current_timestamp();
-        let claims = ServiceClaims {
-            iss: s.issuer.clone(),
-            sub: "gateway".into(),
-            aud: s.audience.clone(),
-            iat: now - 7200,
-            exp: now - 3600,
-            scope: String::new(),
-        };
-        let key = EncodingKey::from_secret(DEV_SECRET.as_bytes());
-        let expired = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
+        let (expired, claims) = expired_token(&s);
         verifier.verified.insert(expired.clone(), claims);
         assert_eq!(
             verifier.authenticate(&metadata(Some(&expired), None)),
