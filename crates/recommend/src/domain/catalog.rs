@@ -185,17 +185,17 @@ impl Catalog {
     }
 
     /// Changes read from the database, upserts (`Some`) and deletions (`None`) with their
-    /// stamps, and the stamp before which every change has now been seen. Re-reading a
-    /// change already applied neither swaps the item nor takes the write lock.
+    /// stamps, and the stamp before which every change has now been seen. A change not newer
+    /// than the item held (read again, or by a poll that overlapped a later one) neither
+    /// swaps the item nor takes the write lock.
     pub fn apply(&self, changes: Vec<(String, Option<Item>, Micros)>, seen_before: Micros) {
         let fresh: Vec<_> = {
             let items = self.read();
             changes
                 .into_iter()
                 .filter(|(id, item, stamp)| match (items.get(id), item) {
-                    (Some(old), Some(_)) => old.updated_at != *stamp,
-                    (None, None) => false,
-                    _ => true,
+                    (Some(old), _) => old.updated_at < *stamp,
+                    (None, deleted) => deleted.is_some(),
                 })
                 .collect()
         };
@@ -300,6 +300,12 @@ mod tests {
         assert_eq!(catalog.synced_before(), 100, "never moves back");
         catalog.apply(vec![("a".into(), Some(stamped("B", 6)), 6)], 110);
         assert_eq!(catalog.get("a").expect("updated").title, "B");
+        catalog.apply(vec![("a".into(), Some(stamped("A", 5)), 5)], 110);
+        assert_eq!(
+            catalog.get("a").expect("kept").title,
+            "B",
+            "an older read loses"
+        );
         catalog.apply(vec![("a".into(), None, 7)], 120);
         catalog.apply(vec![("a".into(), None, 7)], 120);
         assert!(catalog.get("a").is_none());
