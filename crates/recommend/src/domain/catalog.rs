@@ -123,7 +123,7 @@ pub fn normalise(mut item: Item, index: usize, violations: &mut FieldViolations)
 /// T minus this, so the next read starts there, not at the newest stamp seen. Starting at the
 /// newest stamp would miss late commits; starting at "newest stamp minus this" would re-read
 /// the last few seconds of a catalog import on every poll, forever.
-pub const COMMIT_WINDOW: Micros = 5 * tailor_kit::time::SECOND;
+const COMMIT_WINDOW: Micros = 5 * tailor_kit::time::SECOND;
 
 /// The catalog in memory: every live item by id, and how far it is in step with the
 /// database.
@@ -185,10 +185,11 @@ impl Catalog {
     }
 
     /// Changes read from the database, upserts (`Some`) and deletions (`None`) with their
-    /// stamps, and the stamp before which every change has now been seen. A change not newer
-    /// than the item held (read again, or by a poll that overlapped a later one) neither
-    /// swaps the item nor takes the write lock.
-    pub fn apply(&self, changes: Vec<(String, Option<Item>, Micros)>, seen_before: Micros) {
+    /// stamps, by a read that started at `read_started`. A change not newer than the item
+    /// held (read again, or by a poll that overlapped a later one) neither swaps the item nor
+    /// takes the write lock.
+    pub fn apply(&self, changes: Vec<(String, Option<Item>, Micros)>, read_started: Micros) {
+        let seen_before = read_started.saturating_sub(COMMIT_WINDOW);
         let fresh: Vec<_> = {
             let items = self.read();
             changes
@@ -290,24 +291,36 @@ mod tests {
             updated_at: at,
             ..item.clone()
         };
-        catalog.apply(vec![("a".into(), Some(stamped("A", 5)), 5)], 100);
+        catalog.apply(
+            vec![("a".into(), Some(stamped("A", 5)), 5)],
+            100 + COMMIT_WINDOW,
+        );
         let first = catalog.get("a").expect("applied");
-        catalog.apply(vec![("a".into(), Some(stamped("A", 5)), 5)], 90);
+        catalog.apply(
+            vec![("a".into(), Some(stamped("A", 5)), 5)],
+            90 + COMMIT_WINDOW,
+        );
         assert!(
             Arc::ptr_eq(&first, &catalog.get("a").expect("kept")),
             "a change read again is not re-applied"
         );
         assert_eq!(catalog.synced_before(), 100, "never moves back");
-        catalog.apply(vec![("a".into(), Some(stamped("B", 6)), 6)], 110);
+        catalog.apply(
+            vec![("a".into(), Some(stamped("B", 6)), 6)],
+            110 + COMMIT_WINDOW,
+        );
         assert_eq!(catalog.get("a").expect("updated").title, "B");
-        catalog.apply(vec![("a".into(), Some(stamped("A", 5)), 5)], 110);
+        catalog.apply(
+            vec![("a".into(), Some(stamped("A", 5)), 5)],
+            110 + COMMIT_WINDOW,
+        );
         assert_eq!(
             catalog.get("a").expect("kept").title,
             "B",
             "an older read loses"
         );
-        catalog.apply(vec![("a".into(), None, 7)], 120);
-        catalog.apply(vec![("a".into(), None, 7)], 120);
+        catalog.apply(vec![("a".into(), None, 7)], 120 + COMMIT_WINDOW);
+        catalog.apply(vec![("a".into(), None, 7)], 120 + COMMIT_WINDOW);
         assert!(catalog.get("a").is_none());
         assert_eq!(catalog.len(), 0);
         assert_eq!(catalog.synced_before(), 120);

@@ -14,7 +14,7 @@ use tailor_kit::shutdown::CancellationToken;
 use tailor_kit::time::{Micros, now_micros};
 use tokio::sync::{Notify, mpsc};
 
-use super::catalog::{COMMIT_WINDOW, Catalog, Item, normalise};
+use super::catalog::{Catalog, Item, normalise};
 use super::models::{ModelSet, TrainingInput, train};
 use super::serving::{self, Associated, Boost, Recommendation, Request};
 use super::{Placement, Touch};
@@ -146,8 +146,7 @@ impl Recommender {
             .store
             .catalog_changes(self.catalog.synced_before())
             .await?;
-        self.catalog
-            .apply(changes, started.saturating_sub(COMMIT_WINDOW));
+        self.catalog.apply(changes, started);
         Ok(())
     }
 
