@@ -4,8 +4,10 @@
 //!
 //! Item vectors use sublinear term frequency `1 + ln tf` and smoothed idf
 //! `ln((1 + N) / (1 + df)) + 1` (scikit-learn's defaults), L2-normalised, so a dot product is a
-//! cosine. A user's profile is the sum of their items' vectors; scoring walks the inverted index
-//! (term → items), which touches only items sharing a term with the profile.
+//! cosine. Training keeps each item's `k` most similar items (all pairs sharing a term, through
+//! the inverted index); serving sums the neighbour lists of the user's items, like item-kNN,
+//! so a request costs history × `k` additions instead of a walk over the postings of every
+//! term the history names (which, for a long history, covers much of the catalog).
 
 use std::collections::HashMap;
 
@@ -42,15 +44,12 @@ impl Default for ContentConfig {
     }
 }
 
-/// TF-IDF vectors, their inverted index and each item's most similar items.
+/// The vocabulary with its idf, and each item's most similar items by text.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContentModel {
     vocabulary: IdMap,
     idf: Vec<f32>,
-    /// Items × terms, L2-normalised rows.
-    vectors: Csr,
-    /// Terms × items.
-    postings: Csr,
+    n_items: usize,
     neighbours: Neighbours,
 }
 
@@ -125,8 +124,7 @@ impl ContentModel {
         Ok(Self {
             vocabulary,
             idf,
-            vectors,
-            postings,
+            n_items,
             neighbours,
         })
     }
@@ -142,31 +140,12 @@ impl ContentModel {
     }
 }
 
-/// Profile terms a query looks up (see [`ContentModel::accumulate`]).
-const MAX_QUERY_TERMS: usize = 48;
-
 impl ContentModel {
-    /// The profile (the sum of the history's vectors) times each item sharing a term with it.
-    /// Only the profile's strongest terms are looked up: a long history names hundreds of
-    /// terms whose postings together cover much of the catalog, while the weak ones barely
-    /// move the ranking.
+    /// Each history item's text neighbours, weighted by the item's weight.
     fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(ItemIdx, f32)) {
-        let mut profile: HashMap<u32, f32> = HashMap::new();
         for (i, weight) in query.weighted_history() {
-            for (t, w) in self.vectors.row(i) {
-                *profile.entry(t).or_default() += weight * w;
-            }
-        }
-        let mut terms: Vec<(u32, f32)> = profile.into_iter().collect();
-        if terms.len() > MAX_QUERY_TERMS {
-            terms.select_nth_unstable_by(MAX_QUERY_TERMS - 1, |a, b| {
-                b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
-            });
-            terms.truncate(MAX_QUERY_TERMS);
-        }
-        for &(t, pw) in &terms {
-            for (j, w) in self.postings.row(t) {
-                add(j, pw * w);
+            for (j, s) in self.neighbours.of(i) {
+                add(j, weight * s);
             }
         }
     }
@@ -174,11 +153,11 @@ impl ContentModel {
 
 impl Recommender for ContentModel {
     fn n_items(&self) -> usize {
-        self.vectors.n_rows()
+        self.n_items
     }
 
-    /// Cosine (up to a constant) between the profile — the sum of the history's vectors — and
-    /// every item sharing a term with it; others get `-inf`.
+    /// The history's items' text similarity to each of their neighbours, summed; items in no
+    /// neighbour list get `-inf`.
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
         out.fill(f32::NEG_INFINITY);
         self.accumulate(query, |j, v| add_dense(out, j, v));
@@ -244,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn profiles_recommend_items_sharing_terms() {
+    fn history_items_bring_their_text_neighbours() {
         let model = model();
         let rec = model.recommend(&Query::anonymous(&[2]), 5, &[2]);
         // The scarf shares only "red" with the red shoes.

@@ -1,21 +1,28 @@
 //! Image-embedding similarity: items whose pictures look alike.
 //!
-//! Vectors are L2-normalised so similarity is the cosine. Small catalogs are searched by brute
-//! force (exact, and for a few thousand items faster than any index); from `ann_threshold`
-//! items on, an HNSW graph (`instant-distance`) answers approximately in logarithmic time.
+//! Vectors are L2-normalised so similarity is the cosine. Training finds each item's `k`
+//! nearest items: by brute force in small catalogs (exact, and for a few thousand items faster
+//! than any index), through an HNSW graph (`instant-distance`, approximate, logarithmic per
+//! search) from `ann_threshold` items on. Serving sums the neighbour lists of the user's items,
+//! like item-kNN: history × `k` additions per request, no vector search on the request path.
 
 use indicatif::ProgressBar;
 use instant_distance::{Builder, HnswMap, Search};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AlgoError, ItemIdx, Query, Recommender, Result, TrainData, ensure, kernels::score_rows,
-    topk::TopK,
+    AlgoError, ItemIdx, Query, Recommender, Result, TrainData, ensure,
+    kernels::score_rows,
+    knn::Neighbours,
+    topk::{TopK, add_dense, sparse_top_k},
 };
 
-/// Embedding-index settings.
+/// Embedding-neighbour settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmbeddingConfig {
+    /// Nearest items kept per item.
+    pub k: usize,
     /// Catalogs with at least this many embedded items get an HNSW index.
     pub ann_threshold: usize,
     /// HNSW build breadth (higher: better graph, slower build).
@@ -29,6 +36,7 @@ pub struct EmbeddingConfig {
 impl Default for EmbeddingConfig {
     fn default() -> Self {
         Self {
+            k: 50,
             ann_threshold: 20_000,
             ef_construction: 100,
             ef_search: 100,
@@ -38,7 +46,7 @@ impl Default for EmbeddingConfig {
 }
 
 /// A normalised embedding as an HNSW point.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 struct Unit(Vec<f32>);
 
 impl instant_distance::Point for Unit {
@@ -66,9 +74,17 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// Normalised item embeddings and, for large catalogs, their HNSW index.
-#[derive(Serialize, Deserialize)]
+/// Each item's nearest items by image embedding.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmbeddingModel {
+    dim: usize,
+    n_items: usize,
+    approximate: bool,
+    neighbours: Neighbours,
+}
+
+/// The normalised embeddings training searches, with their index when the catalog is large.
+struct Space {
     dim: usize,
     /// Row-major, zero rows for items without an embedding.
     vectors: Vec<f32>,
@@ -76,36 +92,51 @@ pub struct EmbeddingModel {
     index: Option<HnswMap<Unit, ItemIdx>>,
 }
 
-impl std::fmt::Debug for EmbeddingModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddingModel")
-            .field("dim", &self.dim)
-            .field("items", &self.present.len())
-            .field("ann", &self.index.is_some())
-            .finish()
+impl Space {
+    fn row(&self, i: usize) -> &[f32] {
+        &self.vectors[i * self.dim..(i + 1) * self.dim]
     }
-}
 
-impl Clone for EmbeddingModel {
-    fn clone(&self) -> Self {
-        // HnswMap is not Clone; a clone rebuilds nothing and searches by brute force.
-        Self {
-            dim: self.dim,
-            vectors: self.vectors.clone(),
-            present: self.present.clone(),
-            index: None,
+    /// The `k` items nearest to item `i` (itself left out), best first; `scores` is scratch
+    /// for the brute-force search.
+    fn nearest(&self, i: usize, k: usize, scores: &mut Vec<f32>) -> Vec<(ItemIdx, f32)> {
+        let mut top = TopK::new(k);
+        match &self.index {
+            Some(index) => {
+                let mut search = Search::default();
+                for hit in index.search(&Unit(self.row(i).to_vec()), &mut search) {
+                    if *hit.value as usize != i {
+                        top.push(*hit.value, 1.0 - hit.distance);
+                    }
+                }
+            }
+            None => {
+                scores.resize(self.present.len(), 0.0);
+                score_rows(&self.vectors, self.row(i), scores);
+                for (j, (&s, &p)) in scores.iter().zip(&self.present).enumerate() {
+                    if p && j != i {
+                        top.push(j as ItemIdx, s);
+                    }
+                }
+            }
         }
+        top.into_sorted()
     }
 }
 
 impl EmbeddingModel {
-    /// Normalises the catalog's embeddings and indexes them when there are many.
+    /// Normalises the catalog's embeddings and finds every embedded item's nearest items.
     pub fn fit(
         config: &EmbeddingConfig,
         data: TrainData<'_>,
         progress: &ProgressBar,
     ) -> Result<Self> {
-        ensure(config.ef_search > 0, "ef_search", "must be at least 1")?;
+        ensure(config.k > 0, "k", "must be at least 1")?;
+        ensure(
+            config.ef_search >= config.k,
+            "ef_search",
+            "must be at least k (a search returns at most ef_search items)",
+        )?;
         let catalog = data.catalog.ok_or(AlgoError::MissingData(
             "embedding needs item embeddings (a catalog)",
         ))?;
@@ -135,128 +166,88 @@ impl EmbeddingModel {
         let embedded: Vec<ItemIdx> = (0..n_items as u32)
             .filter(|&i| present[i as usize])
             .collect();
-        let index = (embedded.len() >= config.ann_threshold).then(|| {
-            let points = embedded
-                .iter()
-                .map(|&i| Unit(vectors[i as usize * dim..(i as usize + 1) * dim].to_vec()))
-                .collect();
-            progress.set_length(embedded.len() as u64);
-            Builder::default()
-                .ef_construction(config.ef_construction)
-                .ef_search(config.ef_search)
-                .seed(config.seed)
-                .build(points, embedded.clone())
-        });
-        Ok(Self {
+        let mut space = Space {
             dim,
             vectors,
             present,
-            index,
+            index: None,
+        };
+        if embedded.len() >= config.ann_threshold {
+            progress.set_message("embedding index");
+            let points = embedded
+                .iter()
+                .map(|&i| Unit(space.row(i as usize).to_vec()))
+                .collect();
+            space.index = Some(
+                Builder::default()
+                    .ef_construction(config.ef_construction)
+                    .ef_search(config.ef_search)
+                    .seed(config.seed)
+                    .build(points, embedded),
+            );
+        }
+        progress.set_message("embedding neighbours");
+        progress.set_length(n_items as u64);
+        progress.set_position(0);
+        let lists: Vec<Vec<(ItemIdx, f32)>> = (0..n_items)
+            .into_par_iter()
+            .map_init(Vec::new, |scores, i| {
+                progress.inc(1);
+                if space.present[i] {
+                    space.nearest(i, config.k, scores)
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        Ok(Self {
+            dim,
+            n_items,
+            approximate: space.index.is_some(),
+            neighbours: Neighbours::from_lists(lists),
         })
     }
 
-    /// Whether searches go through the HNSW index.
+    /// Whether the neighbours were found through the HNSW index (approximate).
     pub fn is_approximate(&self) -> bool {
-        self.index.is_some()
+        self.approximate
     }
 
-    /// Items nearest to a (not necessarily normalised) vector, best first, skipping `skip`.
-    pub fn nearest(&self, vector: &[f32], k: usize, skip: Option<ItemIdx>) -> Vec<(ItemIdx, f32)> {
-        if vector.len() != self.dim {
-            return Vec::new();
-        }
-        let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if norm == 0.0 {
-            return Vec::new();
-        }
-        let unit: Vec<f32> = vector.iter().map(|v| v / norm).collect();
-        let mut top = TopK::new(k);
-        match &self.index {
-            Some(index) => {
-                let mut search = Search::default();
-                for hit in index.search(&Unit(unit), &mut search) {
-                    if Some(*hit.value) != skip {
-                        top.push(*hit.value, 1.0 - hit.distance);
-                    }
-                }
-            }
-            None => {
-                let mut scores = vec![0.0; self.present.len()];
-                score_rows(&self.vectors, &unit, &mut scores);
-                for (i, (&s, &p)) in scores.iter().zip(&self.present).enumerate() {
-                    if p && Some(i as ItemIdx) != skip {
-                        top.push(i as ItemIdx, s);
-                    }
-                }
-            }
-        }
-        top.into_sorted()
+    /// Dimensions of the embeddings.
+    pub fn dim(&self) -> usize {
+        self.dim
     }
 
-    /// Cosine between two items' embeddings, when both have one.
-    pub fn similarity(&self, a: ItemIdx, b: ItemIdx) -> Option<f32> {
-        let row = |i: ItemIdx| {
-            self.present
-                .get(i as usize)
-                .copied()
-                .unwrap_or(false)
-                .then(|| &self.vectors[i as usize * self.dim..(i as usize + 1) * self.dim])
-        };
-        Some(dot(row(a)?, row(b)?))
-    }
-
-    fn profile(&self, query: &Query<'_>) -> Vec<f32> {
-        let mut p = vec![0f32; self.dim];
-        for (i, w) in query.weighted_history() {
-            if self.present.get(i as usize).copied().unwrap_or(false) {
-                let v = &self.vectors[i as usize * self.dim..(i as usize + 1) * self.dim];
-                p.iter_mut().zip(v).for_each(|(a, b)| *a += w * b);
+    /// Each history item's neighbours, weighted by the item's weight.
+    fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(ItemIdx, f32)) {
+        for (i, weight) in query.weighted_history() {
+            for (j, s) in self.neighbours.of(i) {
+                add(j, weight * s);
             }
         }
-        p
     }
 }
 
 impl Recommender for EmbeddingModel {
     fn n_items(&self) -> usize {
-        self.present.len()
+        self.n_items
     }
 
-    /// Cosine to the weighted mean of the history's embeddings: every item by brute force, or the
-    /// index's candidates (others `-inf`) when approximate.
+    /// The history's items' cosine to each of their nearest items, summed; items in no
+    /// neighbour list get `-inf`.
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
         out.fill(f32::NEG_INFINITY);
-        let profile = self.profile(query);
-        if self.index.is_some() {
-            for (i, s) in self.nearest(&profile, out.len(), None) {
-                out[i as usize] = s;
-            }
-        } else if profile.iter().any(|&v| v != 0.0) {
-            score_rows(&self.vectors, &profile, out);
-            for (s, &p) in out.iter_mut().zip(&self.present) {
-                if !p {
-                    *s = f32::NEG_INFINITY;
-                }
-            }
-        }
+        self.accumulate(query, |j, v| add_dense(out, j, v));
     }
 
-    /// The nearest items only, rather than scoring the whole catalog (through the index, the
-    /// same list as ranking `score_all`'s candidates).
     fn recommend(&self, query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
-        let profile = self.profile(query);
-        let mut list = self.nearest(&profile, k + exclude.len(), None);
-        list.retain(|(i, _)| !exclude.contains(i));
-        list.truncate(k);
-        list
+        sparse_top_k(self.n_items, k, exclude, |acc| {
+            self.accumulate(query, |j, v| acc.add(j, v));
+        })
     }
 
     fn similar_items(&self, item: ItemIdx, k: usize) -> Vec<(ItemIdx, f32)> {
-        if !self.present.get(item as usize).copied().unwrap_or(false) {
-            return Vec::new();
-        }
-        let v = self.vectors[item as usize * self.dim..(item as usize + 1) * self.dim].to_vec();
-        self.nearest(&v, k, Some(item))
+        self.neighbours.of(item).take(k).collect()
     }
 }
 

@@ -15,8 +15,9 @@ use super::{AlgoConfig, AlgoError, IdMap, Model, Result};
 
 const MAGIC: &[u8; 4] = b"TLRM";
 
-/// Bump when any persisted type changes shape.
-pub const FORMAT_VERSION: u16 = 1;
+/// Bump when any persisted type changes shape (2: content and embedding models keep
+/// neighbour lists instead of vectors).
+pub const FORMAT_VERSION: u16 = 2;
 
 /// A trained model with everything needed to serve it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -22,7 +22,9 @@ use crate::eval::metrics::evaluate;
 use crate::eval::split::{SplitMode, split};
 
 const MAGIC: &[u8; 4] = b"TLMS";
-const FORMAT_VERSION: u16 = 1;
+/// Bump when any persisted type changes shape (2: content and embedding models keep
+/// neighbour lists instead of vectors).
+const FORMAT_VERSION: u16 = 2;
 /// Users scored by the holdout evaluation at most (enough for stable means, bounded cost).
 const HOLDOUT_USERS: usize = 2_000;
 /// Items kept per region in cold-start popularity.

@@ -3,8 +3,8 @@
 //! swap them in atomically, and take part in data subject requests.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -102,6 +102,8 @@ pub struct Recommender {
     retrain: Arc<Notify>,
     training: Arc<AtomicBool>,
     holder: Arc<str>,
+    /// Version of a stored model set this build could not decode (not retried).
+    unreadable: Arc<std::sync::Mutex<String>>,
 }
 
 impl Recommender {
@@ -123,6 +125,7 @@ impl Recommender {
             retrain: Arc::new(Notify::new()),
             training: Arc::new(AtomicBool::new(false)),
             holder: uuid::Uuid::new_v4().to_string().into(),
+            unreadable: Arc::default(),
         };
         recommender.sync_catalog().await?;
         recommender.load_active_model().await?;
@@ -153,18 +156,39 @@ impl Recommender {
     async fn load_active_model(&self) -> Result<bool> {
         let current = self.models.load().version.clone();
         match self.store.active_version().await? {
-            Some(version) if version != current => {}
+            Some(version)
+                if version != current
+                    && version
+                        != *self
+                            .unreadable
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) => {}
             _ => return Ok(false),
         }
         let Some((version, blob)) = self.store.active_model().await? else {
             return Ok(false);
         };
-        let set = tokio::task::spawn_blocking(move || ModelSet::from_bytes(&blob))
+        let decoded = tokio::task::spawn_blocking(move || ModelSet::from_bytes(&blob))
             .await
-            .map_err(anyhow::Error::from)??;
-        tracing::info!(%version, sources = set.sources.len(), "model set loaded");
-        self.models.store(Arc::new(set));
-        Ok(true)
+            .map_err(anyhow::Error::from)?;
+        match decoded {
+            Ok(set) => {
+                tracing::info!(%version, sources = set.sources.len(), "model set loaded");
+                self.models.store(Arc::new(set));
+                Ok(true)
+            }
+            Err(err) => {
+                // Written by another build (an older format after an upgrade): serve what is
+                // loaded (nothing, at start) and train a set this build reads.
+                tracing::warn!(%version, error = format!("{err:#}"), "the active model set cannot be read; retraining");
+                *self
+                    .unreadable
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = version;
+                self.retrain.notify_one();
+                Ok(false)
+            }
+        }
     }
 
     /// Creates or replaces items (all or nothing).

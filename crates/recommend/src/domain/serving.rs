@@ -352,26 +352,7 @@ fn explain(
             let idx = models.items.get(&item.item_id);
             let mut anchor = None;
             if ITEM_BASED.contains(&source.as_str()) || source == "rules" {
-                if let (Some(Model::Embedding(embedding)), Some(idx)) =
-                    (models.sources.get(&source), idx)
-                {
-                    // The anchor nearest to the item: one dot product per anchor instead of
-                    // an index search per anchor.
-                    let mut best: Option<(&str, f32)> = None;
-                    for a in &anchors {
-                        let Some(s) = models
-                            .items
-                            .get(a)
-                            .and_then(|a| embedding.similarity(a, idx))
-                        else {
-                            continue;
-                        };
-                        if best.is_none_or(|(_, b)| s > b) {
-                            best = Some((a, s));
-                        }
-                    }
-                    anchor = best.map(|(a, _)| a.to_owned());
-                } else if let (Some(model), Some(idx)) = (models.sources.get(&source), idx) {
+                if let (Some(model), Some(idx)) = (models.sources.get(&source), idx) {
                     for a in &anchors {
                         let Some(a_idx) = models.items.get(a) else {
                             continue;
