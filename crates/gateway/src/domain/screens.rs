@@ -11,7 +11,7 @@ use tonic::{Code, Status};
 
 use super::feed::{Feed, Fetched, Module, ModuleState, TitleContext, assemble};
 use super::layout::LayoutSettings;
-use super::{DeviceClass, ModuleKind, Money, Product, Viewer, ViewerProfile};
+use super::{Card, DeviceClass, ModuleKind, Money, Product, Viewer, ViewerProfile};
 use crate::upstream::{Budget, Upstream};
 
 /// An app event on its way to the profile service.
@@ -95,12 +95,35 @@ impl FeedChanges {
 /// Largest number of events in one TrackEvents call.
 pub const MAX_TRACKED: usize = 200;
 
+/// A list that is the same for every viewer, so one fetch serves them all for a while.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SharedList {
+    Popular {
+        category: Option<String>,
+        trending: bool,
+        limit: usize,
+    },
+    Similar {
+        item_id: String,
+        limit: usize,
+    },
+    BoughtTogether {
+        item_id: String,
+        limit: usize,
+    },
+}
+
+/// How long a shared list is reused: popularity and similarity change with training (hourly),
+/// availability within seconds, and the product cards themselves are cached for 60 s.
+const SHARED_LIST_TTL: Duration = Duration::from_secs(10);
+
 /// The screens.
 #[derive(Clone)]
 pub struct Screens {
     upstream: Upstream,
     layout: Arc<LayoutSettings>,
     products: moka::future::Cache<String, Product>,
+    lists: moka::future::Cache<SharedList, Arc<Vec<Card>>>,
     changes: FeedChanges,
 }
 
@@ -114,6 +137,10 @@ impl Screens {
             products: moka::future::Cache::builder()
                 .max_capacity(50_000)
                 .time_to_live(Duration::from_secs(60))
+                .build(),
+            lists: moka::future::Cache::builder()
+                .max_capacity(50_000)
+                .time_to_live(SHARED_LIST_TTL)
                 .build(),
             changes: FeedChanges::default(),
         }
@@ -169,9 +196,9 @@ impl Screens {
             },
             async {
                 match &last_viewed {
-                    Some(item) if needs(ModuleKind::BecauseYouViewed) => Some(
-                        within(&budget, self.upstream.similar(&user, item, wanted, &budget)).await,
-                    ),
+                    Some(item) if needs(ModuleKind::BecauseYouViewed) => {
+                        Some(within(&budget, self.similar(&user, item, wanted, &budget)).await)
+                    }
                     _ => None,
                 }
             },
@@ -180,7 +207,7 @@ impl Screens {
                     Some(
                         within(
                             &budget,
-                            self.upstream.popular(
+                            self.popular(
                                 &user,
                                 trending_category.as_deref(),
                                 true,
@@ -196,13 +223,7 @@ impl Screens {
             },
             async {
                 if needs(ModuleKind::Popular) {
-                    Some(
-                        within(
-                            &budget,
-                            self.upstream.popular(&user, None, false, wanted, &budget),
-                        )
-                        .await,
-                    )
+                    Some(within(&budget, self.popular(&user, None, false, wanted, &budget)).await)
                 } else {
                     None
                 }
@@ -258,6 +279,74 @@ impl Screens {
         assemble(&plan, results, &context, variant)
     }
 
+    /// `list` from the shared-list cache, or fetched by `fetch` (concurrent misses of one
+    /// list wait for a single fetch). Failures are not kept.
+    async fn shared(
+        &self,
+        list: SharedList,
+        fetch: impl Future<Output = Result<Vec<Card>, Status>>,
+    ) -> Result<Vec<Card>, Status> {
+        self.lists
+            .try_get_with(list, async { fetch.await.map(Arc::new) })
+            .await
+            .map(|cards| cards.as_ref().clone())
+            .map_err(|status| status.as_ref().clone())
+    }
+
+    async fn popular(
+        &self,
+        user: &str,
+        category: Option<&str>,
+        trending: bool,
+        limit: usize,
+        budget: &Budget,
+    ) -> Result<Vec<Card>, Status> {
+        let list = SharedList::Popular {
+            category: category.map(str::to_owned),
+            trending,
+            limit,
+        };
+        self.shared(
+            list,
+            self.upstream
+                .popular(user, category, trending, limit, budget),
+        )
+        .await
+    }
+
+    async fn similar(
+        &self,
+        user: &str,
+        item_id: &str,
+        limit: usize,
+        budget: &Budget,
+    ) -> Result<Vec<Card>, Status> {
+        let list = SharedList::Similar {
+            item_id: item_id.to_owned(),
+            limit,
+        };
+        self.shared(list, self.upstream.similar(user, item_id, limit, budget))
+            .await
+    }
+
+    async fn bought_together(
+        &self,
+        user: &str,
+        item_id: &str,
+        limit: usize,
+        budget: &Budget,
+    ) -> Result<Vec<Card>, Status> {
+        let list = SharedList::BoughtTogether {
+            item_id: item_id.to_owned(),
+            limit,
+        };
+        self.shared(
+            list,
+            self.upstream.bought_together(user, item_id, limit, budget),
+        )
+        .await
+    }
+
     /// Products by id, from the short-lived cache or the catalog.
     async fn products(
         &self,
@@ -303,11 +392,8 @@ impl Screens {
         let ids = [item_id.to_owned()];
         let (product, similar, together) = tokio::join!(
             within(&budget, self.products(&user, &ids, &budget)),
-            within(&budget, self.upstream.similar(&user, item_id, n, &budget)),
-            within(
-                &budget,
-                self.upstream.bought_together(&user, item_id, n, &budget)
-            ),
+            within(&budget, self.similar(&user, item_id, n, &budget)),
+            within(&budget, self.bought_together(&user, item_id, n, &budget)),
         );
         let product = product?
             .into_iter()

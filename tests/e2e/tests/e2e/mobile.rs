@@ -243,3 +243,44 @@ async fn the_home_feed_degrades_module_by_module_when_recommend_is_down() {
         "layout still chosen from the profile"
     );
 }
+
+#[tokio::test]
+async fn lists_that_are_the_same_for_everyone_are_fetched_once_for_all_viewers() {
+    let mut system = System::start().await;
+    system.load_catalog(catalog()).await;
+    load_behaviour(&system).await;
+    system.train().await;
+    let mut app = system.web_client();
+    let page = |token: String| {
+        with_token(
+            pb::GetProductPageRequest {
+                item_id: "books-0".into(),
+                device_class: 0,
+            },
+            &token,
+        )
+    };
+    let first = app
+        .get_product_page(page(system.user_token("ada").await))
+        .await
+        .unwrap()
+        .into_inner();
+    let similar = first.similar.unwrap();
+    assert_eq!(
+        similar.state,
+        pb::ModuleState::Ready as i32,
+        "{}",
+        system.label
+    );
+
+    // With recommend gone, another viewer still gets the lists fetched for the first one
+    // (and the product itself from the product cache).
+    system.stop("recommend").await;
+    let second = app
+        .get_product_page(page(system.user_token("grace").await))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.similar.unwrap(), similar, "{}", system.label);
+    assert_eq!(second.bought_together, first.bought_together);
+}
