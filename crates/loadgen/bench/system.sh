@@ -21,17 +21,13 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 OUT=${OUT:-$(mktemp -d /tmp/tailor-system.XXXXXX)}
 OUT=$(realpath "$OUT")
 BACKENDS=${BACKENDS:-embedded postgres}
-PG=${PG:-postgres://postgres@127.0.0.1:5432}
-REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 RATE=${RATE:-2000}
 SWEEP=${SWEEP:-1000,2000,3000,4000}
 REC_RATE=${REC_RATE:-10000}
 DURATION=${DURATION:-30s}
 SWEEP_DURATION=${SWEEP_DURATION:-15s}
-PROFILE=127.0.0.1:50251
-RECOMMEND=127.0.0.1:50252
-GATEWAY=127.0.0.1:18080
-METRICS=127.0.0.1:19464
+# Addresses, backends and the servers' environment (shared with ab.sh).
+source crates/loadgen/bench/system-env.sh
 
 TAILOR=$CARGO_TARGET_DIR/release/tailor
 SCENARIOS=$PWD/crates/loadgen/scenarios
@@ -52,30 +48,6 @@ stop_system() {
   fi
 }
 trap stop_system EXIT
-
-# The app's rate limits protect a real gateway from one abusive client; the generator is one
-# machine playing 100,000 users, so they are lifted for the run.
-system_env() {
-  local label=$1
-  echo TAILOR_PROFILE__SERVER__LISTEN=$PROFILE TAILOR_RECOMMEND__SERVER__LISTEN=$RECOMMEND \
-    TAILOR_GATEWAY__SERVER__LISTEN=$GATEWAY \
-    TAILOR_GATEWAY__UPSTREAMS__PROFILE__URL=http://$PROFILE \
-    TAILOR_GATEWAY__UPSTREAMS__RECOMMEND__URL=http://$RECOMMEND \
-    TAILOR_GATEWAY__RATE_LIMIT__PER_USER_PER_SECOND=1000000 \
-    TAILOR_GATEWAY__RATE_LIMIT__PER_USER_BURST=1000000 \
-    TAILOR_GATEWAY__RATE_LIMIT__PER_IP_PER_SECOND=1000000 \
-    TAILOR_GATEWAY__RATE_LIMIT__PER_IP_BURST=1000000 \
-    TAILOR_RECOMMEND__TRAINING__MODEL_POLL=2s \
-    TAILOR_TELEMETRY__METRICS_LISTEN=$METRICS RUST_LOG=warn
-  case $label in
-    embedded) ;;
-    postgres)
-      echo TAILOR_PROFILE__DATABASE__URL="$PG/tailor_sys_profile" \
-        TAILOR_RECOMMEND__DATABASE__URL="$PG/tailor_sys_recommend" \
-        TAILOR_REDIS__URL="$REDIS_URL" TAILOR_REDIS__NAMESPACE=bench:system:
-      ;;
-  esac
-}
 
 start_system() {
   local label=$1
