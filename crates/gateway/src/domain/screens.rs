@@ -196,9 +196,20 @@ impl Screens {
             },
             async {
                 match &last_viewed {
-                    Some(item) if needs(ModuleKind::BecauseYouViewed) => {
-                        Some(within(&budget, self.similar(&user, item, wanted, &budget)).await)
-                    }
+                    Some(item) if needs(ModuleKind::BecauseYouViewed) => Some(
+                        within(
+                            &budget,
+                            self.shared_list(
+                                &user,
+                                SharedList::Similar {
+                                    item_id: item.clone(),
+                                    limit: wanted,
+                                },
+                                &budget,
+                            ),
+                        )
+                        .await,
+                    ),
                     _ => None,
                 }
             },
@@ -207,11 +218,13 @@ impl Screens {
                     Some(
                         within(
                             &budget,
-                            self.popular(
+                            self.shared_list(
                                 &user,
-                                trending_category.as_deref(),
-                                true,
-                                wanted,
+                                SharedList::Popular {
+                                    category: trending_category.clone(),
+                                    trending: true,
+                                    limit: wanted,
+                                },
                                 &budget,
                             ),
                         )
@@ -223,7 +236,21 @@ impl Screens {
             },
             async {
                 if needs(ModuleKind::Popular) {
-                    Some(within(&budget, self.popular(&user, None, false, wanted, &budget)).await)
+                    Some(
+                        within(
+                            &budget,
+                            self.shared_list(
+                                &user,
+                                SharedList::Popular {
+                                    category: None,
+                                    trending: false,
+                                    limit: wanted,
+                                },
+                                &budget,
+                            ),
+                        )
+                        .await,
+                    )
                 } else {
                     None
                 }
@@ -279,72 +306,41 @@ impl Screens {
         assemble(&plan, results, &context, variant)
     }
 
-    /// `list` from the shared-list cache, or fetched by `fetch` (concurrent misses of one
+    /// `list` from the shared-list cache, or fetched from recommend (concurrent misses of one
     /// list wait for a single fetch). Failures are not kept.
-    async fn shared(
+    async fn shared_list(
         &self,
+        user: &str,
         list: SharedList,
-        fetch: impl Future<Output = Result<Vec<Card>, Status>>,
+        budget: &Budget,
     ) -> Result<Vec<Card>, Status> {
+        let fetch = async {
+            match &list {
+                SharedList::Popular {
+                    category,
+                    trending,
+                    limit,
+                } => {
+                    self.upstream
+                        .popular(user, category.as_deref(), *trending, *limit, budget)
+                        .await
+                }
+                SharedList::Similar { item_id, limit } => {
+                    self.upstream.similar(user, item_id, *limit, budget).await
+                }
+                SharedList::BoughtTogether { item_id, limit } => {
+                    self.upstream
+                        .bought_together(user, item_id, *limit, budget)
+                        .await
+                }
+            }
+            .map(Arc::new)
+        };
         self.lists
-            .try_get_with(list, async { fetch.await.map(Arc::new) })
+            .try_get_with_by_ref(&list, fetch)
             .await
             .map(|cards| cards.as_ref().clone())
             .map_err(|status| status.as_ref().clone())
-    }
-
-    async fn popular(
-        &self,
-        user: &str,
-        category: Option<&str>,
-        trending: bool,
-        limit: usize,
-        budget: &Budget,
-    ) -> Result<Vec<Card>, Status> {
-        let list = SharedList::Popular {
-            category: category.map(str::to_owned),
-            trending,
-            limit,
-        };
-        self.shared(
-            list,
-            self.upstream
-                .popular(user, category, trending, limit, budget),
-        )
-        .await
-    }
-
-    async fn similar(
-        &self,
-        user: &str,
-        item_id: &str,
-        limit: usize,
-        budget: &Budget,
-    ) -> Result<Vec<Card>, Status> {
-        let list = SharedList::Similar {
-            item_id: item_id.to_owned(),
-            limit,
-        };
-        self.shared(list, self.upstream.similar(user, item_id, limit, budget))
-            .await
-    }
-
-    async fn bought_together(
-        &self,
-        user: &str,
-        item_id: &str,
-        limit: usize,
-        budget: &Budget,
-    ) -> Result<Vec<Card>, Status> {
-        let list = SharedList::BoughtTogether {
-            item_id: item_id.to_owned(),
-            limit,
-        };
-        self.shared(
-            list,
-            self.upstream.bought_together(user, item_id, limit, budget),
-        )
-        .await
     }
 
     /// Products by id, from the short-lived cache or the catalog.
@@ -392,8 +388,28 @@ impl Screens {
         let ids = [item_id.to_owned()];
         let (product, similar, together) = tokio::join!(
             within(&budget, self.products(&user, &ids, &budget)),
-            within(&budget, self.similar(&user, item_id, n, &budget)),
-            within(&budget, self.bought_together(&user, item_id, n, &budget)),
+            within(
+                &budget,
+                self.shared_list(
+                    &user,
+                    SharedList::Similar {
+                        item_id: item_id.to_owned(),
+                        limit: n,
+                    },
+                    &budget,
+                )
+            ),
+            within(
+                &budget,
+                self.shared_list(
+                    &user,
+                    SharedList::BoughtTogether {
+                        item_id: item_id.to_owned(),
+                        limit: n,
+                    },
+                    &budget
+                )
+            ),
         );
         let product = product?
             .into_iter()
