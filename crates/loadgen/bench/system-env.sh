@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by system.sh and ab.sh: where `tailor serve all` listens in the benchmarks and the
 # environment it runs with on each backend.
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
