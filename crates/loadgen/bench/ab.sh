@@ -2,7 +2,8 @@
 # Before/after of two builds of `tailor` in one go, on the same seeded data (embedded default):
 # each binary gets its own copy of a seeded run directory, is started with system.sh's
 # environment, trains once (`tailor train`, so both serve models of their own format from the
-# same interactions), and is driven with recommend-serve.toml and mobile-session.toml sweeps.
+# same interactions), and is driven with recommend-serve.toml and mobile-session.toml sweeps;
+# `tailor loadgen-compare` (of the after build) prints both side by side and plots them.
 #
 #   OUT=/tmp/seed SEED_ONLY=1 BACKENDS=embedded crates/loadgen/bench/system.sh  # once, then stop it
 #   SEED=/tmp/seed/run-embedded crates/loadgen/bench/ab.sh /tmp/tailor-before /tmp/tailor-after
@@ -60,8 +61,6 @@ measure after "$AFTER"
 
 say "results (everything in $OUT)"
 for scenario in recommend session; do
-  for label in before after; do
-    echo "$scenario, $label:"
-    grep -E '^  [0-9]+/s' "$OUT/$label-$scenario.txt" || true
-  done
+  "$AFTER" loadgen-compare "$OUT/before-$scenario.json" "$OUT/after-$scenario.json" \
+    --plot "$OUT/$scenario.svg"
 done

@@ -47,7 +47,9 @@
 //! - [`echo`]: the in-process echo server.
 //! - [`report`]: throughput, percentiles, errors by code, ratios; text and JSON.
 //! - [`plot`]: the latency-vs-load SVG.
+//! - [`compare`]: two builds' reports of one scenario side by side (`tailor loadgen-compare`).
 
+pub mod compare;
 pub mod echo;
 pub mod engine;
 pub mod identity;

@@ -1,6 +1,7 @@
 //! The latency-vs-load plot (SVG, drawn by plotters' pure-Rust SVG backend, no fonts or
 //! system libraries): p50 and p99 against achieved throughput, for the target and the echo
-//! baseline, on a logarithmic latency axis so both fit.
+//! baseline (or for two builds' runs of one scenario), on a logarithmic latency axis so both
+//! fit.
 
 use std::path::Path;
 
@@ -9,9 +10,38 @@ use plotters::prelude::*;
 
 use crate::report::{Report, Side};
 
-/// Writes the plot of `report` to `path`.
+const RED: RGBColor = RGBColor(0xd9, 0x48, 0x1c);
+const BLUE: RGBColor = RGBColor(0x1f, 0x6f, 0xb4);
+
+/// Writes the plot of `report` (its target and, when measured, the echo baseline) to `path`.
 pub fn write(report: &Report, path: &Path) -> anyhow::Result<()> {
-    draw(report, path).map_err(|err| anyhow::anyhow!("drawing {}: {err}", path.display()))?;
+    let mut sides = vec![(report.target.name.clone(), &report.target, RED)];
+    if let Some(baseline) = &report.baseline {
+        sides.push((baseline.name.clone(), baseline, BLUE));
+    }
+    let caption = format!(
+        "{}: latency vs load ({} cores)",
+        report.scenario, report.machine.cores
+    );
+    draw(&caption, &sides, path)
+}
+
+/// Writes a plot of the same scenario's target measured twice (two builds) to `path`.
+pub fn write_comparison(before: &Report, after: &Report, path: &Path) -> anyhow::Result<()> {
+    let caption = format!(
+        "{}: before and after ({} cores)",
+        after.scenario, after.machine.cores
+    );
+    let sides = [
+        ("before".to_owned(), &before.target, BLUE),
+        ("after".to_owned(), &after.target, RED),
+    ];
+    draw(&caption, &sides, path)
+}
+
+fn draw(caption: &str, sides: &[(String, &Side, RGBColor)], path: &Path) -> anyhow::Result<()> {
+    draw_sides(caption, sides, path)
+        .map_err(|err| anyhow::anyhow!("drawing {}: {err}", path.display()))?;
     std::fs::metadata(path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
@@ -28,12 +58,12 @@ fn points(side: &Side) -> Vec<(f64, f64, f64)> {
     points
 }
 
-fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let mut sides = vec![(&report.target, RGBColor(0xd9, 0x48, 0x1c))];
-    if let Some(baseline) = &report.baseline {
-        sides.push((baseline, RGBColor(0x1f, 0x6f, 0xb4)));
-    }
-    let all: Vec<(f64, f64, f64)> = sides.iter().flat_map(|(s, _)| points(s)).collect();
+fn draw_sides(
+    caption: &str,
+    sides: &[(String, &Side, RGBColor)],
+    path: &Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let all: Vec<(f64, f64, f64)> = sides.iter().flat_map(|(_, s, _)| points(s)).collect();
     let x_max = all.iter().map(|p| p.0).fold(1.0, f64::max) * 1.1;
     let y_min = all
         .iter()
@@ -47,13 +77,7 @@ fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
     let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "{}: latency vs load ({} cores)",
-                report.scenario, report.machine.cores
-            ),
-            ("sans-serif", 22),
-        )
+        .caption(caption, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
@@ -63,7 +87,8 @@ fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
         .x_desc("achieved throughput (requests/s)")
         .y_desc("latency (ms, log scale)")
         .draw()?;
-    for (side, color) in sides {
+    for (name, side, color) in sides {
+        let (name, color) = (name.clone(), *color);
         let pts = points(side);
         for (quantile, pick, dashed) in [
             (
@@ -81,7 +106,7 @@ fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
             };
             chart
                 .draw_series(LineSeries::new(series.clone(), style))?
-                .label(format!("{} {quantile}", side.name))
+                .label(format!("{name} {quantile}"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
             chart.draw_series(
                 series

@@ -69,6 +69,9 @@ pub enum Command {
     /// Drive running services with load from a scenario file (open or closed loop, rate
     /// sweeps), with the in-process echo ceiling measured in the same run.
     Loadgen(Box<tailor_loadgen::LoadgenArgs>),
+    /// Two builds' `loadgen --json` reports of one scenario side by side: per load level,
+    /// before and after with the p99 ratio, and optionally the plot of both.
+    LoadgenCompare(tailor_loadgen::compare::CompareArgs),
     /// Demo data for a running system.
     #[command(subcommand)]
     Demo(DemoCommand),

@@ -98,6 +98,10 @@ pub async fn run(command: Command, settings: settings::Settings) -> anyhow::Resu
             tailor_loadgen::run(*args, &mut out).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::LoadgenCompare(args) => {
+            tailor_loadgen::compare::run(&args, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo(cli::DemoCommand::Seed(args)) => {
             let _telemetry = tailor_kit::telemetry::init("tailor-demo", &settings.telemetry)?;
             let report = demo::seed(&settings, &args).await?;
