@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use super::{
     AlgoError, Csr, IdMap, ItemIdx, Query, Recommender, Result, TrainData, ensure,
     knn::{Neighbours, all_pairs},
-    topk::{add_dense, sparse_top_k},
 };
 
 /// TF-IDF settings.
@@ -140,17 +139,6 @@ impl ContentModel {
     }
 }
 
-impl ContentModel {
-    /// Each history item's text neighbours, weighted by the item's weight.
-    fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(ItemIdx, f32)) {
-        for (i, weight) in query.weighted_history() {
-            for (j, s) in self.neighbours.of(i) {
-                add(j, weight * s);
-            }
-        }
-    }
-}
-
 impl Recommender for ContentModel {
     fn n_items(&self) -> usize {
         self.n_items
@@ -159,14 +147,11 @@ impl Recommender for ContentModel {
     /// The history's items' text similarity to each of their neighbours, summed; items in no
     /// neighbour list get `-inf`.
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
-        out.fill(f32::NEG_INFINITY);
-        self.accumulate(query, |j, v| add_dense(out, j, v));
+        self.neighbours.score_all(query, out);
     }
 
     fn recommend(&self, query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
-        sparse_top_k(self.n_items(), k, exclude, |acc| {
-            self.accumulate(query, |j, v| acc.add(j, v));
-        })
+        self.neighbours.recommend(self.n_items, query, k, exclude)
     }
 
     fn similar_items(&self, item: ItemIdx, k: usize) -> Vec<(ItemIdx, f32)> {

@@ -12,10 +12,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AlgoError, ItemIdx, Query, Recommender, Result, TrainData, ensure,
-    kernels::score_rows,
-    knn::Neighbours,
-    topk::{TopK, add_dense, sparse_top_k},
+    AlgoError, ItemIdx, Query, Recommender, Result, TrainData, ensure, kernels::score_rows,
+    knn::Neighbours, topk::TopK,
 };
 
 /// Embedding-neighbour settings.
@@ -77,7 +75,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// Each item's nearest items by image embedding.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmbeddingModel {
-    dim: usize,
     n_items: usize,
     approximate: bool,
     neighbours: Neighbours,
@@ -201,7 +198,6 @@ impl EmbeddingModel {
             })
             .collect();
         Ok(Self {
-            dim,
             n_items,
             approximate: space.index.is_some(),
             neighbours: Neighbours::from_lists(lists),
@@ -211,20 +207,6 @@ impl EmbeddingModel {
     /// Whether the neighbours were found through the HNSW index (approximate).
     pub fn is_approximate(&self) -> bool {
         self.approximate
-    }
-
-    /// Dimensions of the embeddings.
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
-    /// Each history item's neighbours, weighted by the item's weight.
-    fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(ItemIdx, f32)) {
-        for (i, weight) in query.weighted_history() {
-            for (j, s) in self.neighbours.of(i) {
-                add(j, weight * s);
-            }
-        }
     }
 }
 
@@ -236,14 +218,11 @@ impl Recommender for EmbeddingModel {
     /// The history's items' cosine to each of their nearest items, summed; items in no
     /// neighbour list get `-inf`.
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
-        out.fill(f32::NEG_INFINITY);
-        self.accumulate(query, |j, v| add_dense(out, j, v));
+        self.neighbours.score_all(query, out);
     }
 
     fn recommend(&self, query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
-        sparse_top_k(self.n_items, k, exclude, |acc| {
-            self.accumulate(query, |j, v| acc.add(j, v));
-        })
+        self.neighbours.recommend(self.n_items, query, k, exclude)
     }
 
     fn similar_items(&self, item: ItemIdx, k: usize) -> Vec<(ItemIdx, f32)> {

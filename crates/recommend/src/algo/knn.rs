@@ -211,6 +211,35 @@ impl Neighbours {
     pub fn heap_bytes(&self) -> usize {
         self.indptr.len() * 8 + self.ids.len() * 8
     }
+
+    /// Item-to-item scoring, shared by the models that keep neighbour lists (item-kNN,
+    /// content, embedding): each history item's neighbours, weighted by the item's weight and
+    /// summed; items in no list get `-inf`.
+    pub(crate) fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
+        out.fill(f32::NEG_INFINITY);
+        self.accumulate(query, |j, v| add_dense(out, j, v));
+    }
+
+    /// The `k` best of [`Neighbours::score_all`] over `n_items`, touching only the lists.
+    pub(crate) fn recommend(
+        &self,
+        n_items: usize,
+        query: &Query<'_>,
+        k: usize,
+        exclude: &[ItemIdx],
+    ) -> Vec<(ItemIdx, f32)> {
+        sparse_top_k(n_items, k, exclude, |acc| {
+            self.accumulate(query, |j, v| acc.add(j, v));
+        })
+    }
+
+    fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(ItemIdx, f32)) {
+        for (i, w) in query.weighted_history() {
+            for (j, s) in self.of(i) {
+                add(j, w * s);
+            }
+        }
+    }
 }
 
 /// For every row of `rows` (weighted entity × feature), its `k` most similar other rows by
@@ -286,31 +315,17 @@ impl ItemKnn {
     }
 }
 
-impl ItemKnn {
-    /// Each neighbour of each history item, weighted by the item's weight.
-    fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(ItemIdx, f32)) {
-        for (i, w) in query.weighted_history() {
-            for (j, s) in self.neighbours.of(i) {
-                add(j, w * s);
-            }
-        }
-    }
-}
-
 impl Recommender for ItemKnn {
     fn n_items(&self) -> usize {
         self.n_items
     }
 
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
-        out.fill(f32::NEG_INFINITY);
-        self.accumulate(query, |j, v| add_dense(out, j, v));
+        self.neighbours.score_all(query, out);
     }
 
     fn recommend(&self, query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
-        sparse_top_k(self.n_items, k, exclude, |acc| {
-            self.accumulate(query, |j, v| acc.add(j, v));
-        })
+        self.neighbours.recommend(self.n_items, query, k, exclude)
     }
 
     fn similar_items(&self, item: ItemIdx, k: usize) -> Vec<(ItemIdx, f32)> {
