@@ -44,8 +44,7 @@ impl From<Error> for Status {
         match err {
             Error::InvalidArgument(violations) => violations.into_status(),
             Error::Auth(err) => err.into(),
-            Error::Db(ref db) if tailor_kit::db::is_transient(db) => status::unavailable(db),
-            Error::Db(db) => status::internal(&db),
+            Error::Db(db) => status::from_db(&db),
             Error::Internal(err) => status::internal(err.as_ref()),
         }
     }

@@ -75,6 +75,16 @@ pub fn unavailable(err: &(dyn std::error::Error + 'static)) -> Status {
     Status::unavailable("temporarily unavailable, retry later")
 }
 
+/// A database failure as the caller should see it: `UNAVAILABLE` when it is the moment's
+/// ([`crate::db::is_transient`]: nothing was committed, a retry may succeed), else `INTERNAL`.
+pub fn from_db(err: &sqlx::Error) -> Status {
+    if crate::db::is_transient(err) {
+        unavailable(err)
+    } else {
+        internal(err)
+    }
+}
+
 /// Keeps an upstream service's status when the caller can act on it (retry later, slow
 /// down) and hides everything else behind `INTERNAL`.
 pub fn from_upstream(status: Status) -> Status {
