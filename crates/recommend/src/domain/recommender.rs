@@ -154,16 +154,11 @@ impl Recommender {
     }
 
     async fn load_active_model(&self) -> Result<bool> {
-        let current = self.models.load().version.clone();
-        match self.store.active_version().await? {
-            Some(version)
-                if version != current
-                    && version
-                        != *self
-                            .unreadable
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner) => {}
-            _ => return Ok(false),
+        let Some(active) = self.store.active_version().await? else {
+            return Ok(false);
+        };
+        if active == self.models.load().version || active == *self.unreadable() {
+            return Ok(false);
         }
         let Some((version, blob)) = self.store.active_model().await? else {
             return Ok(false);
@@ -181,14 +176,17 @@ impl Recommender {
                 // Written by another build (an older format after an upgrade): serve what is
                 // loaded (nothing, at start) and train a set this build reads.
                 tracing::warn!(%version, error = format!("{err:#}"), "the active model set cannot be read; retraining");
-                *self
-                    .unreadable
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = version;
+                *self.unreadable() = version;
                 self.retrain.notify_one();
                 Ok(false)
             }
         }
+    }
+
+    fn unreadable(&self) -> std::sync::MutexGuard<'_, String> {
+        self.unreadable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Creates or replaces items (all or nothing).
