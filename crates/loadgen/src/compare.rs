@@ -46,7 +46,7 @@ fn read(path: &Path) -> anyhow::Result<Report> {
 }
 
 /// One line per load level of either report, in the order run (the before report's first).
-pub fn table(before: &Report, after: &Report) -> String {
+pub fn table<'a>(before: &'a Report, after: &'a Report) -> String {
     let mut labels: Vec<&str> = before
         .target
         .runs
@@ -58,15 +58,9 @@ pub fn table(before: &Report, after: &Report) -> String {
             labels.push(&run.label);
         }
     }
-    let find = |report: &'_ Report, label: &str| -> Option<RunReport> {
-        report
-            .target
-            .runs
-            .iter()
-            .find(|r| r.label == label)
-            .cloned()
-    };
-    let cell = |run: &Option<RunReport>| match run {
+    let find =
+        |report: &'a Report, label: &str| report.target.runs.iter().find(|r| r.label == label);
+    let cell = |run: Option<&RunReport>| match run {
         Some(r) if r.sustained => format!(
             "{:>9.1} {:>8.3} {:>8.3}",
             r.throughput, r.latency_ms.p50, r.latency_ms.p99
@@ -93,7 +87,7 @@ pub fn table(before: &Report, after: &Report) -> String {
     text.push('\n');
     for label in labels {
         let (b, a) = (find(before, label), find(after, label));
-        let ratio = match (&b, &a) {
+        let ratio = match (b, a) {
             (Some(b), Some(a)) if b.sustained && a.sustained && b.latency_ms.p99 > 0.0 => {
                 format!("x{:.2}", a.latency_ms.p99 / b.latency_ms.p99)
             }
@@ -101,8 +95,8 @@ pub fn table(before: &Report, after: &Report) -> String {
         };
         text.push_str(&format!(
             "{label:<10} {} | {} | {ratio:>9}\n",
-            cell(&b),
-            cell(&a)
+            cell(b),
+            cell(a)
         ));
     }
     text
