@@ -1,22 +1,17 @@
 //! Which database errors a caller may retry, seen on the real server (`DATABASE_URL`).
 #![allow(clippy::unwrap_used)]
 
-use tailor_kit::db::{Migrations, is_transient};
-use tailor_kit::testing::{TestDb, init_for_tests};
+mod common;
 
-static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations/sqlite");
-static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations/postgres");
-const MIGRATIONS: Migrations = Migrations {
-    sqlite: &SQLITE,
-    postgres: &POSTGRES,
-};
+use tailor_kit::db::is_transient;
+use tailor_kit::testing::{TestDb, init_for_tests};
 
 #[tokio::test]
 async fn a_deadlock_victim_may_retry_and_a_missing_row_may_not() {
     init_for_tests();
     assert!(!is_transient(&sqlx::Error::RowNotFound));
     assert!(is_transient(&sqlx::Error::PoolTimedOut));
-    let Some(test) = TestDb::postgres(&MIGRATIONS).await.unwrap() else {
+    let Some(test) = TestDb::postgres(&common::MIGRATIONS).await.unwrap() else {
         return;
     };
     let pool = test.db.pool();

@@ -3,6 +3,8 @@
 //! PostgreSQL (`DATABASE_URL`) and Redis (`REDIS_URL`) when configured, as in CI.
 #![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns, may unwrap
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use prost::Message as _;
 use sqlx::{Any, Row as _, Transaction};
-use tailor_kit::db::{Db, Migrations};
+use tailor_kit::db::Db;
 use tailor_kit::events::consumer::{ConsumerSpec, Handler, run};
 use tailor_kit::events::outbox::{Relay, enqueue};
 use tailor_kit::events::{Bus, EventSettings, envelope};
@@ -19,12 +21,6 @@ use tailor_kit::shutdown::CancellationToken;
 use tailor_kit::testing::{TestDb, TestRedis, init_for_tests};
 use tailor_proto::events::v1::{ConsentChanged, EventEnvelope};
 
-static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations/sqlite");
-static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations/postgres");
-const MIGRATIONS: Migrations = Migrations {
-    sqlite: &SQLITE,
-    postgres: &POSTGRES,
-};
 const TOPIC: &str = "tailor.test.consent_changed";
 
 /// Counts how often each event was applied, so duplicates show.
@@ -139,7 +135,7 @@ async fn buses() -> Vec<(&'static str, Bus, Option<TestRedis>)> {
 #[tokio::test]
 async fn committed_events_take_effect_once_even_when_published_twice() {
     init_for_tests();
-    for test_db in TestDb::every_backend(&MIGRATIONS).await.unwrap() {
+    for test_db in TestDb::every_backend(&common::MIGRATIONS).await.unwrap() {
         for (bus_name, bus, _redis) in buses().await {
             sqlx::query("DELETE FROM effect")
                 .execute(test_db.db.pool())
@@ -187,7 +183,7 @@ async fn committed_events_take_effect_once_even_when_published_twice() {
 #[tokio::test]
 async fn a_crashed_consumers_events_are_reclaimed_by_another() {
     init_for_tests();
-    for test_db in TestDb::every_backend(&MIGRATIONS).await.unwrap() {
+    for test_db in TestDb::every_backend(&common::MIGRATIONS).await.unwrap() {
         for (_bus_name, bus, _redis) in buses().await {
             sqlx::query("DELETE FROM effect")
                 .execute(test_db.db.pool())
@@ -221,7 +217,7 @@ async fn a_consumer_restarted_under_its_name_resumes_its_own_pending_events() {
         eprintln!("REDIS_URL not set: skipped");
         return;
     };
-    let test_db = TestDb::fresh(&MIGRATIONS).await.unwrap();
+    let test_db = TestDb::fresh(&common::MIGRATIONS).await.unwrap();
     let mut slow = settings();
     slow.reclaim_idle = Duration::from_secs(3600); // only the restart path can recover them
     let bus = Bus::new(Some(&redis.redis), &slow);
@@ -326,7 +322,7 @@ async fn events_survive_a_redis_restart_without_loss_or_duplicate_effects() {
     let url = secrecy::SecretString::from(format!("redis://127.0.0.1:{port}"));
     let redis = Redis::connect(&url, "").await.unwrap();
     let bus = Bus::new(Some(&redis), &settings());
-    let test_db = TestDb::fresh(&MIGRATIONS).await.unwrap();
+    let test_db = TestDb::fresh(&common::MIGRATIONS).await.unwrap();
 
     let stop = CancellationToken::new();
     let relay = Relay::new(test_db.db.clone(), bus.clone(), settings());
@@ -357,7 +353,7 @@ async fn events_survive_a_redis_restart_without_loss_or_duplicate_effects() {
 #[tokio::test]
 async fn a_poison_event_is_dead_lettered_and_does_not_block_the_rest() {
     init_for_tests();
-    let test_db = TestDb::sqlite(&MIGRATIONS).await.unwrap();
+    let test_db = TestDb::sqlite(&common::MIGRATIONS).await.unwrap();
     let bus = Bus::new(None, &settings());
     let ids = commit_events(&test_db.db, 3).await;
     bus.publish(TOPIC, &[Bytes::from_static(b"\xff\xffnot protobuf")])

@@ -92,6 +92,16 @@ impl System {
         Self::start_with(tailor_gateway::Settings::default()).await
     }
 
+    /// Starts every role with the test catalog and shoppers' behaviour loaded and a model
+    /// trained: where most journeys begin.
+    pub async fn start_trained() -> Self {
+        let system = Self::start().await;
+        system.load_catalog(catalog()).await;
+        load_behaviour(&system).await;
+        system.train().await;
+        system
+    }
+
     /// Starts every role, the gateway with `gateway` settings (listen address and upstreams
     /// are filled in).
     pub async fn start_with(mut gateway: tailor_gateway::Settings) -> Self {

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tailor_e2e::{System, catalog, load_behaviour};
+use tailor_e2e::System;
 
 fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/gateway/web")
@@ -39,10 +39,7 @@ async fn the_storefront_in_a_real_browser_updates_the_feed_as_the_shopper_browse
         eprintln!("browser test skipped: {missing}");
         return;
     }
-    let system = System::start().await;
-    system.load_catalog(catalog()).await;
-    load_behaviour(&system).await;
-    system.train().await;
+    let system = System::start_trained().await;
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/storefront");
     std::fs::create_dir_all(&shots).unwrap();

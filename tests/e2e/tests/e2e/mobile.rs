@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tailor_e2e::{System, catalog, load_behaviour};
+use tailor_e2e::System;
 use tailor_proto::mobile::v1 as pb;
 use tonic::Request;
 
@@ -41,10 +41,7 @@ fn event(id: &str, kind: pb::EventKind, item: &str) -> pb::TrackEvent {
 
 #[tokio::test]
 async fn a_signed_in_user_browses_and_the_next_home_feed_reflects_it() {
-    let system = System::start().await;
-    system.load_catalog(catalog()).await;
-    load_behaviour(&system).await;
-    system.train().await;
+    let system = System::start_trained().await;
     let token = system.user_token("ada").await;
     let mut app = system.web_client();
 
@@ -148,10 +145,7 @@ async fn a_signed_in_user_browses_and_the_next_home_feed_reflects_it() {
 
 #[tokio::test]
 async fn anonymous_devices_browse_over_plain_grpc_and_low_end_devices_get_less() {
-    let system = System::start().await;
-    system.load_catalog(catalog()).await;
-    load_behaviour(&system).await;
-    system.train().await;
+    let system = System::start_trained().await;
     let mut app = system.grpc_client();
     let mut request = Request::new(pb::GetHomeFeedRequest {
         device_class: pb::DeviceClass::LowEnd as i32,
@@ -178,10 +172,7 @@ async fn anonymous_devices_browse_over_plain_grpc_and_low_end_devices_get_less()
 
 #[tokio::test]
 async fn the_feed_stream_delivers_a_new_feed_after_activity() {
-    let system = System::start().await;
-    system.load_catalog(catalog()).await;
-    load_behaviour(&system).await;
-    system.train().await;
+    let system = System::start_trained().await;
     let token = system.user_token("grace").await;
     let mut app = system.web_client();
     let mut stream = app
@@ -217,10 +208,7 @@ async fn the_feed_stream_delivers_a_new_feed_after_activity() {
 
 #[tokio::test]
 async fn the_home_feed_degrades_module_by_module_when_recommend_is_down() {
-    let mut system = System::start().await;
-    system.load_catalog(catalog()).await;
-    load_behaviour(&system).await;
-    system.train().await;
+    let mut system = System::start_trained().await;
     system.stop("recommend").await;
     let token = system.user_token("lin").await;
     let mut app = system.web_client();
@@ -246,10 +234,7 @@ async fn the_home_feed_degrades_module_by_module_when_recommend_is_down() {
 
 #[tokio::test]
 async fn lists_that_are_the_same_for_everyone_are_fetched_once_for_all_viewers() {
-    let mut system = System::start().await;
-    system.load_catalog(catalog()).await;
-    load_behaviour(&system).await;
-    system.train().await;
+    let mut system = System::start_trained().await;
     let mut app = system.web_client();
     let page = |token: String| {
         with_token(

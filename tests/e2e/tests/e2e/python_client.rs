@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use tailor_e2e::{System, catalog, load_behaviour};
+use tailor_e2e::System;
 
 #[tokio::test]
 async fn python_grpcio_speaks_every_contract() {
@@ -30,10 +30,7 @@ async fn python_grpcio_speaks_every_contract() {
         );
         return;
     }
-    let system = System::start().await;
-    system.load_catalog(catalog()).await;
-    load_behaviour(&system).await;
-    system.train().await;
+    let system = System::start_trained().await;
     let service_token = tailor_kit::testing::tokens(
         "python-client",
         &[

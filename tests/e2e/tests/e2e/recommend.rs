@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tailor_e2e::{System, catalog, load_behaviour};
+use tailor_e2e::System;
 use tailor_proto::events::v1::BehaviorType;
 use tailor_proto::profile::v1 as ppb;
 use tailor_proto::recommend::v1 as pb;
@@ -30,10 +30,7 @@ fn ids(response: &pb::RecommendResponse) -> Vec<String> {
 
 #[tokio::test]
 async fn an_ingested_event_changes_the_next_recommendations_within_a_second() {
-    let system = System::start().await;
-    system.load_catalog(catalog()).await;
-    load_behaviour(&system).await;
-    system.train().await;
+    let system = System::start_trained().await;
     let mut recommend = system.recommend_admin();
     let before = recommend
         .recommend(home("fresh-user"))
@@ -95,10 +92,7 @@ async fn an_ingested_event_changes_the_next_recommendations_within_a_second() {
 
 #[tokio::test]
 async fn hot_swapping_models_under_concurrent_requests_drops_none() {
-    let system = System::start().await;
-    system.load_catalog(catalog()).await;
-    load_behaviour(&system).await;
-    system.train().await;
+    let system = System::start_trained().await;
     let stop = tailor_kit::shutdown::CancellationToken::new();
     let mut workers = Vec::new();
     for w in 0..4 {
@@ -148,10 +142,7 @@ async fn hot_swapping_models_under_concurrent_requests_drops_none() {
 
 #[tokio::test]
 async fn bad_requests_get_clear_statuses_and_unknown_users_a_cold_start() {
-    let system = System::start().await;
-    system.load_catalog(catalog()).await;
-    load_behaviour(&system).await;
-    system.train().await;
+    let system = System::start_trained().await;
     let mut client = system.recommend_admin();
 
     let status = client
@@ -266,10 +257,7 @@ async fn bad_requests_get_clear_statuses_and_unknown_users_a_cold_start() {
 #[tokio::test]
 async fn erasing_a_user_removes_their_interactions_and_stops_using_what_models_learned() {
     use tailor_proto::privacy::v1 as prv;
-    let system = System::start().await;
-    system.load_catalog(catalog()).await;
-    load_behaviour(&system).await;
-    system.train().await;
+    let system = System::start_trained().await;
     assert!(system.recommend_interactions("shopper-1").await > 0);
     let mut privacy = prv::privacy_participant_service_client::PrivacyParticipantServiceClient::new(
         tailor_kit::grpc::client::Outbound::new(
