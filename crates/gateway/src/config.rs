@@ -228,6 +228,9 @@ pub struct Upstreams {
     pub profile: UpstreamSettings,
     /// The recommend service.
     pub recommend: UpstreamSettings,
+    /// Call a service running in this same process (`tailor serve all`) directly, without
+    /// TCP and HTTP/2; `false` sends every call over the network to the URLs above.
+    pub in_process: bool,
 }
 
 impl Default for Upstreams {
@@ -235,6 +238,7 @@ impl Default for Upstreams {
         Self {
             profile: UpstreamSettings::at("http://127.0.0.1:50051"),
             recommend: UpstreamSettings::at("http://127.0.0.1:50052"),
+            in_process: true,
         }
     }
 }

@@ -29,8 +29,9 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 use tailor_kit::auth::TokenSource;
-use tailor_kit::grpc::client::Outbound;
+use tailor_kit::grpc::client::{Outbound, UpstreamSettings};
 use tailor_kit::grpc::health;
+use tailor_kit::grpc::in_process::InProcess;
 use tailor_kit::grpc::server::{self, Health};
 use tailor_kit::redis::Redis;
 use tailor_kit::shutdown::CancellationToken;
@@ -62,6 +63,17 @@ pub struct Deps {
     pub redis: Option<Redis>,
     /// The gateway's service credential.
     pub tokens: TokenSource,
+    /// The upstream services running in this same process, if any.
+    pub in_process: InProcessUpstreams,
+}
+
+/// Where upstream services of this process publish their routes (`tailor serve all`).
+#[derive(Clone, Debug, Default)]
+pub struct InProcessUpstreams {
+    /// The profile service's.
+    pub profile: Option<InProcess>,
+    /// The recommend service's.
+    pub recommend: Option<InProcess>,
 }
 
 /// A ready-to-serve gateway.
@@ -78,9 +90,20 @@ impl App {
     pub async fn build(settings: Settings, deps: Deps) -> anyhow::Result<Self> {
         let auth = UserAuth::new(&settings.jwt).await?;
         let limiter = Limiter::new(&settings.rate_limit, deps.redis.as_ref());
+        let upstreams = &settings.upstreams;
+        let outbound = |to: &UpstreamSettings, local: Option<InProcess>| {
+            let remote = Outbound::to(to, deps.tokens.clone())?;
+            anyhow::Ok(match local {
+                Some(slot) if upstreams.in_process => {
+                    tracing::info!(upstream = %to.url, "calling in process while it serves here");
+                    remote.or_in_process(slot)
+                }
+                _ => remote,
+            })
+        };
         let upstream = Upstream::new(
-            Outbound::to(&settings.upstreams.profile, deps.tokens.clone())?,
-            Outbound::to(&settings.upstreams.recommend, deps.tokens)?,
+            outbound(&upstreams.profile, deps.in_process.profile)?,
+            outbound(&upstreams.recommend, deps.in_process.recommend)?,
             settings.deadlines.backend_call,
         );
         let screens = Screens::new(upstream, settings.layout.clone());
@@ -149,6 +172,8 @@ impl App {
             &server_settings,
             routes,
             &health,
+            // Nothing in this process calls the gateway.
+            &InProcess::new(),
             stop.clone().cancelled_owned(),
         )
         .await;

@@ -1,5 +1,6 @@
 //! The standard server stack over real gRPC: health follows dependencies, the auth
-//! interceptor refuses bad credentials, reflection lists what is served.
+//! interceptor refuses bad credentials, reflection lists what is served, and in-process calls
+//! meet the same stack as network ones.
 #![allow(clippy::unwrap_used)] // test helpers, not only #[test] fns, may unwrap
 
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use tailor_kit::auth::{AuthSettings, Authenticate, TokenIssuer, TokenSource};
 use tailor_kit::grpc::client::Outbound;
 use tailor_kit::grpc::health::{Check, watch};
+use tailor_kit::grpc::in_process::InProcess;
 use tailor_kit::grpc::server::{Health, ServerSettings, serve};
 use tailor_kit::shutdown::CancellationToken;
 use tailor_kit::testing::{channel_to, init_for_tests, tokens, verifier};
@@ -34,20 +36,35 @@ async fn spawn_with(
     health: Health,
     settings: ServerSettings,
 ) -> (std::net::SocketAddr, CancellationToken) {
+    spawn_published(routes, health, settings, InProcess::new()).await
+}
+
+/// Serves, also publishing the routes in `slot`; returns once they are published.
+async fn spawn_published(
+    routes: tonic::service::Routes,
+    health: Health,
+    settings: ServerSettings,
+    slot: InProcess,
+) -> (std::net::SocketAddr, CancellationToken) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
     let stopped = stop.clone();
+    let published = slot.clone();
     tokio::spawn(async move {
         serve(
             listener,
             &settings,
             routes,
             &health,
+            &published,
             stopped.cancelled_owned(),
         )
         .await
     });
+    while !slot.is_published() {
+        tokio::task::yield_now().await;
+    }
     (addr, stop)
 }
 
@@ -97,6 +114,10 @@ async fn health_is_not_serving_until_dependencies_answer_and_on_shutdown() {
 /// Reflection stands in for an API here, guarded by the interceptor like one (the
 /// server's own reflection is off so the routes do not clash).
 async fn guarded_server() -> (std::net::SocketAddr, CancellationToken) {
+    guarded_server_published(InProcess::new()).await
+}
+
+async fn guarded_server_published(slot: InProcess) -> (std::net::SocketAddr, CancellationToken) {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tailor_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -106,10 +127,11 @@ async fn guarded_server() -> (std::net::SocketAddr, CancellationToken) {
         reflection: false,
         ..ServerSettings::default()
     };
-    spawn_with(
+    spawn_published(
         tonic::service::Routes::new(guarded),
         Health::new(&[]).await,
         settings,
+        slot,
     )
     .await
 }
@@ -207,5 +229,144 @@ async fn reflection_lists_the_served_services() {
         names.contains(&"grpc.health.v1.Health".to_owned()),
         "{names:?}"
     );
+    stop.cancel();
+}
+
+/// An address nothing listens on: a call that reaches the server did not go there.
+async fn nowhere() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+#[tokio::test]
+async fn in_process_calls_skip_the_network_but_not_authentication() {
+    init_for_tests();
+    let slot = InProcess::new();
+    let (_addr, stop) = guarded_server_published(slot.clone()).await;
+    let dead = nowhere().await;
+
+    let mut good = ServerReflectionClient::new(
+        Outbound::new(channel_to(dead), tokens("gateway", &[])).or_in_process(slot.clone()),
+    );
+    list_services(&mut good, tonic::Request::new(()))
+        .await
+        .unwrap();
+
+    let forged_settings = AuthSettings {
+        service_secret: Some(
+            "another-secret-entirely-of-sufficient-length"
+                .to_owned()
+                .into(),
+        ),
+        ..AuthSettings::default()
+    };
+    let forged = TokenSource::new(TokenIssuer::new(&forged_settings, "gateway", &[]).unwrap());
+    let mut forged_client = ServerReflectionClient::new(
+        Outbound::new(channel_to(dead), forged).or_in_process(slot.clone()),
+    );
+    let err = list_services(&mut forged_client, tonic::Request::new(()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // A stopped role takes its routes down: calls go to the channel, and fail as calls to a
+    // stopped server do.
+    stop.cancel();
+    while slot.is_published() {
+        tokio::task::yield_now().await;
+    }
+    let err = list_services(&mut good, tonic::Request::new(()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+}
+
+/// An RPC that holds its concurrency slot for a while, then answers UNIMPLEMENTED.
+#[derive(Clone)]
+struct Slow(Duration);
+
+impl tonic::server::NamedService for Slow {
+    const NAME: &'static str = "tailor.test.v1.Slow";
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Slow {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future {
+        let delay = self.0;
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            Ok(tonic::Status::unimplemented("slow").into_http())
+        })
+    }
+}
+
+async fn call_slow(outbound: Outbound) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(outbound);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    grpc.unary(
+        tonic::Request::new(()),
+        "/tailor.test.v1.Slow/Call".parse().unwrap(),
+        codec,
+    )
+    .await
+    .unwrap_err()
+}
+
+#[tokio::test]
+async fn in_process_calls_share_the_servers_concurrency_budget_and_timeout() {
+    init_for_tests();
+    let slot = InProcess::new();
+    let settings = ServerSettings {
+        concurrency_limit: 1,
+        request_timeout: Duration::from_millis(300),
+        ..ServerSettings::default()
+    };
+    let routes = tonic::service::Routes::new(Slow(Duration::from_millis(200)));
+    let (addr, stop) =
+        spawn_published(routes, Health::new(&[]).await, settings, slot.clone()).await;
+    let over_network = Outbound::new(channel_to(addr), tokens("gateway", &[]));
+    let in_process =
+        Outbound::new(channel_to(nowhere().await), tokens("gateway", &[])).or_in_process(slot);
+
+    // One call over the network takes the only slot; an in-process call meanwhile is shed.
+    let held = tokio::spawn(call_slow(over_network));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        call_slow(in_process.clone()).await.code(),
+        Code::ResourceExhausted
+    );
+    assert_eq!(held.await.unwrap().code(), Code::Unimplemented);
+    // With the slot free again, the in-process call runs (and reaches the service).
+    assert_eq!(
+        call_slow(in_process.clone()).await.code(),
+        Code::Unimplemented
+    );
+    stop.cancel();
+
+    let slot = InProcess::new();
+    let settings = ServerSettings {
+        request_timeout: Duration::from_millis(50),
+        ..ServerSettings::default()
+    };
+    let routes = tonic::service::Routes::new(Slow(Duration::from_secs(5)));
+    let (_addr, stop) =
+        spawn_published(routes, Health::new(&[]).await, settings, slot.clone()).await;
+    let in_process =
+        Outbound::new(channel_to(nowhere().await), tokens("gateway", &[])).or_in_process(slot);
+    // The server's request timeout ends it, with the status tonic's server gives.
+    assert_eq!(call_slow(in_process).await.code(), Code::Cancelled);
     stop.cancel();
 }

@@ -307,6 +307,8 @@ impl System {
             tailor_gateway::Deps {
                 redis: None,
                 tokens: TokenSource::new(issuer),
+                // Over the network, as the gateway runs in its own process in production.
+                in_process: tailor_gateway::InProcessUpstreams::default(),
             },
         )
         .await

@@ -32,6 +32,7 @@ use tailor_kit::events::consumer::{self, ConsumerSpec};
 use tailor_kit::events::outbox::Relay;
 use tailor_kit::events::{Bus, EventSettings, topics};
 use tailor_kit::grpc::health::{self, Check};
+use tailor_kit::grpc::in_process::InProcess;
 use tailor_kit::grpc::server::{self, Health};
 use tailor_kit::redis::Redis;
 use tailor_kit::shutdown::CancellationToken;
@@ -88,6 +89,7 @@ pub struct App {
     deps: Deps,
     profiles: Profiles,
     relay: Relay,
+    in_process: InProcess,
 }
 
 impl App {
@@ -115,7 +117,16 @@ impl App {
             deps,
             profiles,
             relay,
+            in_process: InProcess::new(),
         })
+    }
+
+    /// Also serves in process: callers here holding `slot` reach the routes without the
+    /// network once the service runs (`tailor serve all`).
+    #[must_use]
+    pub fn publish_in(mut self, slot: InProcess) -> Self {
+        self.in_process = slot;
+        self
     }
 
     /// The use-cases (for in-process callers and tests).
@@ -189,6 +200,7 @@ impl App {
     /// Serves on `listener` until `stop`, with every background task.
     pub async fn serve(self, listener: TcpListener, stop: CancellationToken) -> anyhow::Result<()> {
         let settings = self.settings.server.clone();
+        let in_process = self.in_process.clone();
         let health = Health::new(&SERVICES).await;
         let (routes, mut tasks) = self.spawn_background(health.clone(), &stop);
         let result = server::serve(
@@ -196,6 +208,7 @@ impl App {
             &settings,
             routes,
             &health,
+            &in_process,
             stop.clone().cancelled_owned(),
         )
         .await;

@@ -72,6 +72,7 @@ use tailor_kit::db::{Db, Migrations};
 use tailor_kit::events::consumer::{self, ConsumerSpec};
 use tailor_kit::events::{Bus, EventSettings, topics};
 use tailor_kit::grpc::health::{self, Check};
+use tailor_kit::grpc::in_process::InProcess;
 use tailor_kit::grpc::server::{self, Health};
 use tailor_kit::redis::Redis;
 use tailor_kit::shutdown::CancellationToken;
@@ -126,6 +127,7 @@ pub struct App {
     settings: Arc<Settings>,
     deps: Deps,
     recommender: Recommender,
+    in_process: InProcess,
 }
 
 impl App {
@@ -139,7 +141,16 @@ impl App {
             settings,
             deps,
             recommender,
+            in_process: InProcess::new(),
         })
+    }
+
+    /// Also serves in process: callers here holding `slot` reach the routes without the
+    /// network once the service runs (`tailor serve all`).
+    #[must_use]
+    pub fn publish_in(mut self, slot: InProcess) -> Self {
+        self.in_process = slot;
+        self
     }
 
     /// The use-cases (for in-process callers, tools and tests).
@@ -201,6 +212,7 @@ impl App {
             &self.settings.server,
             routes,
             &health,
+            &self.in_process,
             stop.clone().cancelled_owned(),
         )
         .await;

@@ -1,13 +1,16 @@
 //! `tailor serve`: runs one or more roles in this process, each on its own listener, sharing
-//! the process's Redis connection, event bus and telemetry. With every role and no Redis this
-//! is the embedded default: SQLite files under `./data`, in-process cache and bus.
+//! the process's Redis connection, event bus and telemetry; the gateway calls the roles it
+//! shares the process with directly (`gateway.upstreams.in_process`). With every role and no
+//! Redis this is the embedded default: SQLite files under `./data`, in-process cache and bus.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use tailor_gateway::InProcessUpstreams;
 use tailor_kit::auth::{TokenIssuer, TokenSource, Verifier};
 use tailor_kit::db::Db;
 use tailor_kit::events::Bus;
+use tailor_kit::grpc::in_process::InProcess;
 use tailor_kit::grpc::server::bind;
 use tailor_kit::redis::Redis;
 use tailor_kit::shutdown::CancellationToken;
@@ -25,6 +28,8 @@ struct Shared {
     redis: Option<Redis>,
     bus: Bus,
     verifier: Verifier,
+    /// Where profile and recommend publish their routes for the gateway of this process.
+    in_process: InProcessUpstreams,
 }
 
 /// Serves `roles` until `stop`; the first role to fail stops the others.
@@ -37,11 +42,16 @@ pub async fn serve(
     let redis = Redis::from_settings(&settings.redis).await?;
     let bus = Bus::new(redis.as_ref(), &settings.events);
     let verifier = Verifier::new(&settings.auth)?;
+    let hosted = |role| roles.contains(&role).then(InProcess::new);
     let shared = Shared {
         settings: Arc::new(settings),
         redis,
         bus,
         verifier,
+        in_process: InProcessUpstreams {
+            profile: hosted(Role::Profile),
+            recommend: hosted(Role::Recommend),
+        },
     };
 
     // Bind everything first, so a taken port fails the start instead of one role later.
@@ -103,7 +113,10 @@ async fn run_role(
                 verifier: shared.verifier.clone(),
                 events: settings.events.clone(),
             };
-            let app = tailor_profile::App::build(settings.profile.clone(), deps).await?;
+            let mut app = tailor_profile::App::build(settings.profile.clone(), deps).await?;
+            if let Some(slot) = &shared.in_process.profile {
+                app = app.publish_in(slot.clone());
+            }
             app.serve(listener, stop).await
         }
         Role::Recommend => {
@@ -114,7 +127,10 @@ async fn run_role(
                 verifier: shared.verifier.clone(),
                 events: settings.events.clone(),
             };
-            let app = tailor_recommend::App::build(settings.recommend.clone(), deps).await?;
+            let mut app = tailor_recommend::App::build(settings.recommend.clone(), deps).await?;
+            if let Some(slot) = &shared.in_process.recommend {
+                app = app.publish_in(slot.clone());
+            }
             app.serve(listener, stop).await
         }
         Role::Gateway => {
@@ -122,6 +138,7 @@ async fn run_role(
             let deps = tailor_gateway::Deps {
                 redis: shared.redis.clone(),
                 tokens: TokenSource::new(issuer),
+                in_process: shared.in_process.clone(),
             };
             let app = tailor_gateway::App::build(settings.gateway.clone(), deps).await?;
             app.serve(listener, stop).await

@@ -14,6 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use tailor_kit::auth::{AuthSettings, TokenIssuer, TokenSource};
 use tailor_kit::events::{Bus, EventSettings};
 use tailor_kit::grpc::client::{Outbound, UpstreamSettings};
+use tailor_kit::grpc::in_process::InProcess;
 use tailor_kit::shutdown::CancellationToken;
 use tailor_kit::testing::{TestDb, TestRedis, channel_to, init_for_tests, tokens, verifier};
 use tailor_proto::mobile::v1::mobile_service_client::MobileServiceClient;
@@ -134,6 +135,9 @@ impl System {
         )
         .await
         .unwrap();
+        // Wired as `tailor serve all` is: the gateway calls the roles in process.
+        let (profile_slot, recommend_slot) = (InProcess::new(), InProcess::new());
+        let profile_app = profile_app.publish_in(profile_slot.clone());
         let profile_role = spawn(profile_listener, |l, s| profile_app.serve(l, s));
 
         let (recommend_listener, recommend) = listener().await;
@@ -149,6 +153,7 @@ impl System {
         )
         .await
         .unwrap();
+        let recommend_app = recommend_app.publish_in(recommend_slot.clone());
         let recommend_role = spawn(recommend_listener, |l, s| recommend_app.serve(l, s));
 
         let (gateway_listener, gateway_addr) = listener().await;
@@ -165,6 +170,10 @@ impl System {
             tailor_gateway::Deps {
                 redis: redis.as_ref().map(|r| r.redis.clone()),
                 tokens: TokenSource::new(issuer),
+                in_process: tailor_gateway::InProcessUpstreams {
+                    profile: Some(profile_slot),
+                    recommend: Some(recommend_slot),
+                },
             },
         )
         .await

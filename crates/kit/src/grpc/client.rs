@@ -10,11 +10,13 @@ use http::HeaderValue;
 use opentelemetry::propagation::Injector;
 use serde::Deserialize;
 use tonic::transport::{Channel, Endpoint};
+use tower::ServiceExt as _;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::auth::{TokenSource, USER_ID_HEADER};
 use crate::config::{ConfigError, Validate, key};
+use crate::grpc::in_process::{self, BoxError, InProcess};
 
 /// Where another service listens and how long calls to it may take.
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +82,10 @@ pub fn channel(settings: &UpstreamSettings) -> anyhow::Result<Channel> {
 #[derive(Clone, Debug)]
 pub struct Outbound {
     inner: Channel,
+    in_process: Option<InProcess>,
+    /// The in-process service `poll_ready` chose, for the next `call` (the slot may change in
+    /// between; a channel must only be called after it was polled ready).
+    ready_in_process: Option<in_process::Service>,
     tokens: TokenSource,
 }
 
@@ -88,14 +94,29 @@ impl Outbound {
     pub fn new(channel: Channel, tokens: TokenSource) -> Self {
         Self {
             inner: channel,
+            in_process: None,
+            ready_in_process: None,
             tokens,
         }
+    }
+
+    /// Calls the routes published in `slot` (the upstream runs in this process) instead of
+    /// the channel, once they are published.
+    #[must_use]
+    pub fn or_in_process(mut self, slot: InProcess) -> Self {
+        self.in_process = Some(slot);
+        self
     }
 
     /// Connects lazily to `settings.url` with credentials from `tokens`.
     pub fn to(settings: &UpstreamSettings, tokens: TokenSource) -> anyhow::Result<Self> {
         Ok(Self::new(channel(settings)?, tokens))
     }
+}
+
+enum Transport {
+    Channel(Channel),
+    InProcess(in_process::Service),
 }
 
 struct HeaderInjector<'a>(&'a mut http::HeaderMap);
@@ -111,14 +132,18 @@ impl Injector for HeaderInjector<'_> {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 impl tower::Service<http::Request<tonic::body::Body>> for Outbound {
     type Response = http::Response<tonic::body::Body>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if let Some(service) = self.in_process.as_ref().and_then(InProcess::service) {
+            // Always ready: its load shedding answers per call.
+            self.ready_in_process = Some(service);
+            return Poll::Ready(Ok(()));
+        }
+        self.ready_in_process = None;
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
@@ -138,9 +163,14 @@ impl tower::Service<http::Request<tonic::body::Body>> for Outbound {
             propagator.inject_context(&context, &mut HeaderInjector(request.headers_mut()));
         });
         let token = self.tokens.token();
-        // The channel must be the one that was polled ready: take it, leave a clone behind.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let transport = match self.ready_in_process.take() {
+            Some(service) => Transport::InProcess(service),
+            // The channel must be the one that was polled ready: take it, leave a clone behind.
+            None => {
+                let clone = self.inner.clone();
+                Transport::Channel(std::mem::replace(&mut self.inner, clone))
+            }
+        };
         Box::pin(
             async move {
                 let token = token.map_err(|err| -> BoxError { err.into() })?;
@@ -148,7 +178,12 @@ impl tower::Service<http::Request<tonic::body::Body>> for Outbound {
                 request
                     .headers_mut()
                     .insert(http::header::AUTHORIZATION, value);
-                inner.call(request).await.map_err(Into::into)
+                match transport {
+                    Transport::Channel(mut channel) => {
+                        channel.call(request).await.map_err(Into::into)
+                    }
+                    Transport::InProcess(service) => service.oneshot(request).await,
+                }
             }
             .instrument(span),
         )

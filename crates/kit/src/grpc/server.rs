@@ -2,11 +2,13 @@
 //! timeouts, health, reflection and graceful shutdown, configured once.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::Deserialize;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -14,6 +16,7 @@ use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::config::{ConfigError, Validate, check_range};
 use crate::grpc::ObserveLayer;
+use crate::grpc::in_process::InProcess;
 
 /// How a gRPC server listens and protects itself.
 #[derive(Debug, Clone, Deserialize)]
@@ -140,24 +143,31 @@ pub async fn bind(settings: &ServerSettings) -> anyhow::Result<TcpListener> {
 
 /// Serves `routes` (plus health and reflection) on `listener` until `shutdown` completes,
 /// then reports NOT_SERVING, stops accepting and lets in-flight RPCs finish within the grace
-/// period.
+/// period. The routes are also published in `in_process`, for callers in this process, with
+/// the same layers and concurrency budget.
 pub async fn serve(
     listener: TcpListener,
     settings: &ServerSettings,
     routes: Routes,
     health: &Health,
+    in_process: &InProcess,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let mut routes = routes.add_service(health.service());
     if settings.reflection {
         routes = add_reflection(routes, health.services())?;
     }
+    let budget = Arc::new(Semaphore::new(settings.concurrency_limit));
+    let _published = in_process.publish(routes.clone(), budget.clone(), settings.request_timeout);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let health_on_shutdown = health.clone();
+    let withdraw = in_process.clone();
     let stop = async move {
         shutdown.await;
-        // Tell load balancers first, so no new RPCs arrive while we drain.
+        // Tell load balancers (and in-process callers) first, so no new RPCs arrive while we
+        // drain.
+        withdraw.withdraw();
         health_on_shutdown.set(false).await;
         let _ = draining_tx.send(());
     };
@@ -171,10 +181,10 @@ pub async fn serve(
         .layer(ObserveLayer::new())
         // Refuse at once when at the limit rather than queue and time out later.
         .layer(tower::load_shed::LoadShedLayer::new())
-        // One budget across all connections: a per-connection limit would let many
-        // connections overload us.
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            settings.concurrency_limit,
+        // One budget across all connections (and in-process callers): a per-connection
+        // limit would let many connections overload us.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
+            budget,
         ))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stop);
