@@ -53,6 +53,9 @@ impl Validate for Settings {
 pub struct IngestSettings {
     /// Most events in one RecordEvents call or one StreamEvents chunk.
     pub max_batch_size: usize,
+    /// Most events committed in one write transaction by concurrent calls together (a call
+    /// larger than this still gets a transaction of its own).
+    pub max_group_events: usize,
     /// Events further in the future than this are refused (client clocks drift a little).
     #[serde(with = "humantime_serde")]
     pub max_future_skew: Duration,
@@ -68,6 +71,7 @@ impl Default for IngestSettings {
     fn default() -> Self {
         Self {
             max_batch_size: 1000,
+            max_group_events: 2000,
             max_future_skew: Duration::from_secs(300),
             max_event_age: Duration::from_secs(400 * 86_400),
             reporting_currency: "CNY".to_owned(),
@@ -78,6 +82,12 @@ impl Default for IngestSettings {
 impl Validate for IngestSettings {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         check_range(prefix, "max_batch_size", self.max_batch_size, 1..=10_000)?;
+        check_range(
+            prefix,
+            "max_group_events",
+            self.max_group_events,
+            1..=100_000,
+        )?;
         if self.reporting_currency.len() != 3 {
             return Err(ConfigError::invalid(
                 key(prefix, "reporting_currency"),

@@ -19,6 +19,10 @@ pub enum Error {
     /// Anything else that is our fault.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+    /// One failure answered to every call that shared the work (a group of ingestion calls
+    /// committed in one transaction).
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
 }
 
 /// Result with [`Error`].
@@ -41,11 +45,18 @@ impl From<FieldViolations> for Error {
 
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
+        (&err).into()
+    }
+}
+
+impl From<&Error> for Status {
+    fn from(err: &Error) -> Self {
         match err {
-            Error::InvalidArgument(violations) => violations.into_status(),
-            Error::Auth(err) => err.into(),
-            Error::Db(db) => status::from_db(&db),
+            Error::InvalidArgument(violations) => violations.clone().into_status(),
+            Error::Auth(err) => err.clone().into(),
+            Error::Db(db) => status::from_db(db),
             Error::Internal(err) => status::internal(err.as_ref()),
+            Error::Shared(err) => err.as_ref().into(),
         }
     }
 }

@@ -6,10 +6,12 @@
 //! - [`segment`]: segment rules for marketing.
 //! - [`analytics`]: funnels, active users, retention, trending categories.
 //! - [`profiles`]: the use-cases, tying rules to the store, cache and outbox.
+//! - [`ingest`]: writing accepted behaviour, calls grouped into shared transactions.
 
 pub mod analytics;
 pub mod decay;
 pub mod event;
+pub mod ingest;
 pub mod profile;
 pub mod profiles;
 pub mod segment;

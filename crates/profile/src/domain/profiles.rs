@@ -2,25 +2,24 @@
 //! analytics queries, apply consent, erase and export users. They tie the rules in this
 //! module's siblings to the store, the cache and the outbox.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use prost::Message as _;
 use tailor_kit::cache::Cache;
 use tailor_kit::events::outbox::RelayWaker;
 use tailor_kit::time::{DAY, Micros};
 
 use super::analytics::{self, Cohort, Funnel, Trending};
-use super::event::{BehaviorEvent, BehaviorKind, RawEvent, Rejection, validate};
+use super::event::{BehaviorKind, RawEvent, Rejection, validate};
+use super::ingest::{Ingest, Writer};
 use super::profile::{
-    Attributes, EventContext, Lifecycle, ProfileRecord, ProfileView, RecentItem, SentimentSummary,
+    Attributes, Lifecycle, ProfileRecord, ProfileView, RecentItem, SentimentSummary,
 };
 use super::segment::Rule;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::events;
-use crate::store::{SentimentDelta, Store, StoredEvent};
+use crate::store::{Store, StoredEvent};
 
 /// Outcome of one ingestion call.
 #[derive(Debug, Default, PartialEq)]
@@ -55,19 +54,33 @@ const SEGMENT_SCAN_BUDGET: usize = 20_000;
 #[derive(Clone)]
 pub struct Profiles {
     store: Store,
-    cache: Cache,
+    cache: Cache<ProfileRecord>,
     settings: Arc<Settings>,
     relay: RelayWaker,
+    ingest: Ingest,
 }
 
 impl Profiles {
-    /// Use-cases over `store`, caching profiles in `cache`, waking `relay` after commits.
-    pub fn new(store: Store, cache: Cache, settings: Arc<Settings>, relay: RelayWaker) -> Self {
+    /// Use-cases over `store`, caching profiles in `cache`, waking `relay` after commits;
+    /// starts the ingestion writer (on the current Tokio runtime).
+    pub fn new(
+        store: Store,
+        cache: Cache<ProfileRecord>,
+        settings: Arc<Settings>,
+        relay: RelayWaker,
+    ) -> Self {
+        let ingest = Ingest::start(Writer::new(
+            store.clone(),
+            cache.clone(),
+            settings.clone(),
+            relay.clone(),
+        ));
         Self {
             store,
             cache,
             settings,
             relay,
+            ingest,
         }
     }
 
@@ -78,7 +91,7 @@ impl Profiles {
 
     /// Records a batch of raw events at `now`: each is validated on its own; the valid, new
     /// ones are stored, folded into their users' profiles and published, all in one
-    /// transaction, before this returns. `index_base` offsets reported positions (streams).
+    /// transaction (shared with concurrent calls, see [`super::ingest`]), before this returns. `index_base` offsets reported positions (streams).
     pub async fn record(
         &self,
         raws: Vec<RawEvent>,
@@ -112,131 +125,24 @@ impl Profiles {
         if valid.is_empty() {
             return Ok(report);
         }
-        let mut batch: Vec<&BehaviorEvent> = valid.iter().collect();
-        // Apply in time order, so late arrivals still update profiles in the right order.
-        batch.sort_by_key(|e| e.occurred_at);
-
-        let store = &self.store;
-        let mut tx = store.db().begin_write().await?;
-        let inserted = store.insert_events(&mut tx, &batch, now).await?;
-        batch.retain(|e| inserted.contains(&(e.user_id.clone(), e.event_id.clone())));
-        report.duplicates += valid.len() - batch.len();
-        report.accepted = batch.len();
-        if batch.is_empty() {
-            tx.commit().await?;
-            return Ok(report);
-        }
-
-        // Sorted, so concurrent batches lock and insert profile rows in the same order
-        // (PostgreSQL would otherwise deadlock two batches sharing users).
-        let mut users: Vec<&str> = batch.iter().map(|e| e.user_id.as_str()).collect();
-        users.sort_unstable();
-        users.dedup();
-        let mut records = store.load_profiles_for_update(&mut tx, &users).await?;
-        let currency = self.settings.ingest.reporting_currency.as_str();
-        let categories: Vec<&str> = batch
-            .iter()
-            .filter(|e| is_priced_purchase(e, currency))
-            .filter_map(|e| e.category.as_deref())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let typical = store.typical_prices(&mut tx, &categories).await?;
-
-        let model = &self.settings.model;
-        let mut price_deltas: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-        let mut sentiment_deltas: BTreeMap<String, SentimentDelta> = BTreeMap::new();
-        let mut published = Vec::with_capacity(batch.len());
-        for event in &batch {
-            let record = records
-                .entry(event.user_id.clone())
-                .or_insert_with(|| ProfileRecord::new(&event.user_id));
-            let polarity = (event.kind == BehaviorKind::Review).then(|| review_polarity(event));
-            let context = EventContext {
-                typical_price: event
-                    .category
-                    .as_ref()
-                    .and_then(|c| typical.get(c).copied()),
-                polarity,
-            };
-            let allowed = record.personalization_allowed;
-            record
-                .state
-                .get_or_insert_with(Default::default)
-                .apply(event, context, model, currency, allowed);
-            if allowed {
-                published.push(*event);
-            }
-            if is_priced_purchase(event, currency)
-                && let (Some(category), Some(price)) = (&event.category, &event.unit_price)
-            {
-                let entry = price_deltas.entry(category.clone()).or_default();
-                entry.0 += 1;
-                entry.1 += price.amount_minor;
-            }
-            if let (Some(polarity), Some(item)) = (polarity, &event.item_id) {
-                let d = sentiment_deltas.entry(item.clone()).or_default();
-                d.reviews += 1;
-                d.polarity_sum += f64::from(polarity);
-                d.positive += i64::from(polarity >= 0.2);
-                d.negative += i64::from(polarity <= -0.2);
-                d.rating_sum += i64::from(event.rating.unwrap_or(0));
-            }
-        }
-
-        let mut changed_segments = Vec::new();
-        for user in &users {
-            let Some(record) = records.get_mut(*user) else {
-                continue;
-            };
-            let (first_seen, last_event) = record
-                .state
-                .as_ref()
-                .map_or((0, 0), |s| (s.first_seen_at, s.last_event_at));
-            let segment = Lifecycle::at(first_seen, last_event, now, model).as_str();
-            if record.lifecycle != segment {
-                changed_segments.push((record.user_id.clone(), record.lifecycle.clone(), segment));
-                segment.clone_into(&mut record.lifecycle);
-            }
-        }
-
-        let to_save: Vec<&ProfileRecord> = users.iter().filter_map(|u| records.get(*u)).collect();
-        store.save_profiles(&mut tx, &to_save, now).await?;
-        let price_deltas: Vec<(String, i64, i64)> = price_deltas
-            .into_iter()
-            .map(|(c, (n, sum))| (c, n, sum))
-            .collect();
-        store.add_category_prices(&mut tx, &price_deltas).await?;
-        let sentiment_deltas: Vec<(String, SentimentDelta)> =
-            sentiment_deltas.into_iter().collect();
-        store.add_item_sentiment(&mut tx, &sentiment_deltas).await?;
-        if !published.is_empty() {
-            events::enqueue_behaviors(&mut tx, &published).await?;
-        }
-        events::enqueue_segment_changes(&mut tx, &changed_segments).await?;
-        tx.commit().await?;
-
-        self.cache.invalidate(&users).await;
-        self.relay.wake();
+        let written = self.ingest.write(valid, now).await?;
+        report.accepted = written.accepted;
+        report.duplicates += written.duplicates;
         Ok(report)
     }
 
     /// A user's stored record (from cache when possible); an empty one for unknown users.
-    async fn record_of(&self, user_id: &str) -> Result<ProfileRecord> {
-        if let Some(bytes) = self.cache.get(user_id).await {
-            match ProfileRecord::decode(bytes.as_ref()) {
-                Ok(record) => return Ok(record),
-                Err(err) => tracing::warn!(error = %err, "undecodable cached profile, reloading"),
-            }
+    async fn record_of(&self, user_id: &str) -> Result<Arc<ProfileRecord>> {
+        if let Some(record) = self.cache.get(user_id).await {
+            return Ok(record);
         }
-        let record = self
-            .store
-            .get_profile(user_id)
-            .await?
-            .unwrap_or_else(|| ProfileRecord::new(user_id));
-        self.cache
-            .set(user_id, Bytes::from(record.encode_to_vec()))
-            .await;
+        let record = Arc::new(
+            self.store
+                .get_profile(user_id)
+                .await?
+                .unwrap_or_else(|| ProfileRecord::new(user_id)),
+        );
+        self.cache.set(user_id, record.clone()).await;
         Ok(record)
     }
 
@@ -254,9 +160,10 @@ impl Profiles {
         if !record.personalization_allowed {
             return Ok(Vec::new());
         }
-        let mut recent = record.state.map(|s| s.recent).unwrap_or_default();
-        recent.truncate(limit);
-        Ok(recent)
+        Ok(record
+            .state
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.recent.iter().take(limit).cloned().collect()))
     }
 
     /// Review sentiment of an item.
@@ -532,23 +439,6 @@ impl Profiles {
         tx.commit().await?;
         self.cache.invalidate(&[user_id]).await;
         Ok(removed)
-    }
-}
-
-/// A purchase whose price counts towards typical prices (paid in the reporting currency).
-fn is_priced_purchase(event: &BehaviorEvent, currency: &str) -> bool {
-    event.kind == BehaviorKind::Purchase
-        && event
-            .unit_price
-            .as_ref()
-            .is_some_and(|p| p.currency == currency)
-}
-
-/// Polarity of a review: its text's sentiment when there is text, else its rating.
-fn review_polarity(event: &BehaviorEvent) -> f32 {
-    match &event.review_text {
-        Some(text) => tailor_text::SentimentModel::shipped().score(text).polarity,
-        None => (f32::from(event.rating.unwrap_or(3)) - 3.0) / 2.0,
     }
 }
 

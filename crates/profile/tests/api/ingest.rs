@@ -84,6 +84,34 @@ async fn duplicate_event_ids_are_counted_once() {
 }
 
 #[tokio::test]
+async fn concurrent_calls_sharing_events_store_each_once() {
+    // Calls that overlap in time are committed together (group commit): an event sent by
+    // several of them is stored and counted once, whichever call it lands in.
+    for app in TestApp::every_backend().await {
+        let calls = (0..20).map(|k| {
+            let mut events: Vec<pb::BehaviorEvent> = (k..k + 10)
+                .map(|j| event(&format!("c{j}"), "zoe", BehaviorType::View, "i1", "books"))
+                .collect();
+            events.push(event(
+                "own",
+                &format!("u{k}"),
+                BehaviorType::View,
+                "i2",
+                "toys",
+            ));
+            record(&app, events)
+        });
+        let responses = futures::future::join_all(calls).await;
+        let accepted: i32 = responses.iter().map(|r| r.accepted_count).sum();
+        let duplicates: i32 = responses.iter().map(|r| r.duplicate_count).sum();
+        assert_eq!(accepted, 29 + 20, "{}", app.label);
+        assert_eq!(duplicates, 20 * 10 - 29, "{}", app.label);
+        assert_eq!(profile(&app, "zoe").await.event_count, 29, "{}", app.label);
+        assert_eq!(profile(&app, "u7").await.event_count, 1, "{}", app.label);
+    }
+}
+
+#[tokio::test]
 async fn a_batch_above_the_limit_is_refused_whole() {
     let app = TestApp::sqlite().await;
     let events: Vec<pb::BehaviorEvent> = (0..1001)

@@ -1,0 +1,48 @@
+//! The cache on both backends: values round-trip and invalidation drops them; an undecodable
+//! Redis entry (written by another release, say) is a miss, not an error. Redis runs when
+//! `REDIS_URL` is set.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost_types::Timestamp;
+use redis::AsyncCommands as _;
+use tailor_kit::cache::Cache;
+use tailor_kit::testing::{TestRedis, init_for_tests};
+
+#[tokio::test]
+async fn values_round_trip_and_invalidate_on_both_backends() {
+    init_for_tests();
+    let redis = TestRedis::new().await.unwrap();
+    let ttl = Duration::from_secs(60);
+    let mut caches = vec![("memory", Cache::<Timestamp>::new(None, "t", ttl, 10))];
+    if let Some(redis) = &redis {
+        caches.push(("redis", Cache::new(Some(&redis.redis), "t", ttl, 10)));
+    }
+    let value = Timestamp {
+        seconds: 42,
+        nanos: 7,
+    };
+    for (backend, cache) in &caches {
+        assert_eq!(cache.get("a").await, None, "{backend}");
+        cache.set("a", Arc::new(value)).await;
+        cache.set("b", Arc::new(Timestamp::default())).await;
+        assert_eq!(cache.get("a").await.as_deref(), Some(&value), "{backend}");
+        cache.invalidate(&["a"]).await;
+        assert_eq!(cache.get("a").await, None, "{backend}");
+        assert!(
+            cache.get("b").await.is_some(),
+            "{backend}: only `a` was invalidated"
+        );
+    }
+
+    if let (Some(redis), Some((_, cache))) = (&redis, caches.get(1)) {
+        let mut conn = redis.redis.conn();
+        let garbage: &[u8] = &[0xff, 0xff, 0xff];
+        conn.set::<_, _, ()>(redis.redis.key("t:bad"), garbage)
+            .await
+            .unwrap();
+        assert_eq!(cache.get("bad").await, None);
+    }
+}

@@ -1,0 +1,275 @@
+//! Writing accepted behaviour with group commit: the calls that arrive while a write
+//! transaction runs are committed together in the next one. A transaction's fixed cost (a dozen
+//! round trips to the database, the commit) is then paid once per group rather than per call,
+//! and a busy user's profile is loaded, folded and saved once per group. Under light load a
+//! group is one call and nothing waits; every call still returns only once its events are
+//! durable.
+
+use std::collections::{BTreeMap, HashSet};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures::FutureExt as _;
+use tailor_kit::cache::Cache;
+use tailor_kit::events::outbox::RelayWaker;
+use tailor_kit::time::Micros;
+use tokio::sync::{mpsc, oneshot};
+
+use super::event::{BehaviorEvent, BehaviorKind};
+use super::profile::{EventContext, Lifecycle, ProfileRecord};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::events;
+use crate::store::{SentimentDelta, Store};
+
+/// Calls waiting for the writer; beyond it callers wait to enqueue (back pressure).
+const QUEUE: usize = 1024;
+
+/// What became of one call's valid events.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Events newly stored.
+    pub accepted: usize,
+    /// Events stored before (or by an earlier call of the same group).
+    pub duplicates: usize,
+}
+
+struct Call {
+    events: Vec<BehaviorEvent>,
+    now: Micros,
+    reply: oneshot::Sender<Result<Written>>,
+}
+
+/// The door to the writer task. Cheap to clone; the task ends when the last clone is dropped.
+#[derive(Clone)]
+pub struct Ingest {
+    calls: mpsc::Sender<Call>,
+}
+
+impl Ingest {
+    /// Starts the writer task (on the current Tokio runtime).
+    pub fn start(writer: Writer) -> Self {
+        let (calls, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(writer.run(queue));
+        Self { calls }
+    }
+
+    /// Stores `events` (valid, distinct), folds them into profiles and publishes them,
+    /// received at `now`; returns once they are committed.
+    pub async fn write(&self, events: Vec<BehaviorEvent>, now: Micros) -> Result<Written> {
+        let (reply, written) = oneshot::channel();
+        let stopped = || Error::Internal(anyhow::anyhow!("the ingestion writer stopped"));
+        self.calls
+            .send(Call { events, now, reply })
+            .await
+            .map_err(|_| stopped())?;
+        written.await.map_err(|_| stopped())?
+    }
+}
+
+/// Commits groups of calls.
+pub struct Writer {
+    store: Store,
+    cache: Cache<ProfileRecord>,
+    settings: Arc<Settings>,
+    relay: RelayWaker,
+}
+
+impl Writer {
+    /// A writer to `store`, invalidating `cache` and waking `relay` after each commit.
+    pub fn new(
+        store: Store,
+        cache: Cache<ProfileRecord>,
+        settings: Arc<Settings>,
+        relay: RelayWaker,
+    ) -> Self {
+        Self {
+            store,
+            cache,
+            settings,
+            relay,
+        }
+    }
+
+    async fn run(self, mut queue: mpsc::Receiver<Call>) {
+        let max_events = self.settings.ingest.max_group_events;
+        while let Some(first) = queue.recv().await {
+            let mut size = first.events.len();
+            let mut group = vec![first];
+            while size < max_events {
+                let Ok(call) = queue.try_recv() else { break };
+                size += call.events.len();
+                group.push(call);
+            }
+            let now = group.iter().map(|c| c.now).max().unwrap_or_default();
+            let calls: Vec<&[BehaviorEvent]> = group.iter().map(|c| c.events.as_slice()).collect();
+            // A panic must not take ingestion down with it: its group fails, the next runs.
+            let outcome = AssertUnwindSafe(self.commit(&calls, now))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Internal(anyhow::anyhow!(
+                        "the ingestion writer panicked"
+                    )))
+                });
+            match outcome {
+                Ok(written) => {
+                    for (call, written) in group.into_iter().zip(written) {
+                        // The caller may have gone (deadline): its events are stored anyway.
+                        let _ = call.reply.send(Ok(written));
+                    }
+                }
+                Err(err) => {
+                    // Nothing of the group was committed; each call learns why.
+                    let err = Arc::new(err);
+                    for call in group {
+                        let _ = call.reply.send(Err(Error::Shared(err.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One transaction for `calls`: stores the new events, folds them into their users'
+    /// profiles, updates price and sentiment statistics, publishes through the outbox.
+    async fn commit(&self, calls: &[&[BehaviorEvent]], now: Micros) -> Result<Vec<Written>> {
+        // Every event of the group, tagged with its call, in time order, so late arrivals
+        // still update profiles in the right order (stable: a tie keeps the calls' order).
+        let mut tagged: Vec<(usize, &BehaviorEvent)> = calls
+            .iter()
+            .enumerate()
+            .flat_map(|(call, events)| events.iter().map(move |e| (call, e)))
+            .collect();
+        tagged.sort_by_key(|(_, e)| e.occurred_at);
+
+        let store = &self.store;
+        let mut tx = store.db().begin_write().await?;
+        let all: Vec<&BehaviorEvent> = tagged.iter().map(|(_, e)| *e).collect();
+        let mut inserted = store.insert_events(&mut tx, &all, now).await?;
+        // An event is the call's own when it was new and no earlier call in the group had it.
+        let mut written = vec![Written::default(); calls.len()];
+        let mut batch = Vec::with_capacity(tagged.len());
+        for (call, event) in tagged {
+            if inserted.remove(&(event.user_id.clone(), event.event_id.clone())) {
+                written[call].accepted += 1;
+                batch.push(event);
+            } else {
+                written[call].duplicates += 1;
+            }
+        }
+        if batch.is_empty() {
+            tx.commit().await?;
+            return Ok(written);
+        }
+
+        // Sorted, so concurrent batches lock and insert profile rows in the same order
+        // (PostgreSQL would otherwise deadlock two batches sharing users).
+        let mut users: Vec<&str> = batch.iter().map(|e| e.user_id.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let mut records = store.load_profiles_for_update(&mut tx, &users).await?;
+        let currency = self.settings.ingest.reporting_currency.as_str();
+        let categories: Vec<&str> = batch
+            .iter()
+            .filter(|e| is_priced_purchase(e, currency))
+            .filter_map(|e| e.category.as_deref())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let typical = store.typical_prices(&mut tx, &categories).await?;
+
+        let model = &self.settings.model;
+        let mut price_deltas: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        let mut sentiment_deltas: BTreeMap<String, SentimentDelta> = BTreeMap::new();
+        let mut published = Vec::with_capacity(batch.len());
+        for event in &batch {
+            let record = records
+                .entry(event.user_id.clone())
+                .or_insert_with(|| ProfileRecord::new(&event.user_id));
+            let polarity = (event.kind == BehaviorKind::Review).then(|| review_polarity(event));
+            let context = EventContext {
+                typical_price: event
+                    .category
+                    .as_ref()
+                    .and_then(|c| typical.get(c).copied()),
+                polarity,
+            };
+            let allowed = record.personalization_allowed;
+            record
+                .state
+                .get_or_insert_with(Default::default)
+                .apply(event, context, model, currency, allowed);
+            if allowed {
+                published.push(*event);
+            }
+            if is_priced_purchase(event, currency)
+                && let (Some(category), Some(price)) = (&event.category, &event.unit_price)
+            {
+                let entry = price_deltas.entry(category.clone()).or_default();
+                entry.0 += 1;
+                entry.1 += price.amount_minor;
+            }
+            if let (Some(polarity), Some(item)) = (polarity, &event.item_id) {
+                let d = sentiment_deltas.entry(item.clone()).or_default();
+                d.reviews += 1;
+                d.polarity_sum += f64::from(polarity);
+                d.positive += i64::from(polarity >= 0.2);
+                d.negative += i64::from(polarity <= -0.2);
+                d.rating_sum += i64::from(event.rating.unwrap_or(0));
+            }
+        }
+
+        let mut changed_segments = Vec::new();
+        for user in &users {
+            let Some(record) = records.get_mut(*user) else {
+                continue;
+            };
+            let (first_seen, last_event) = record
+                .state
+                .as_ref()
+                .map_or((0, 0), |s| (s.first_seen_at, s.last_event_at));
+            let segment = Lifecycle::at(first_seen, last_event, now, model).as_str();
+            if record.lifecycle != segment {
+                changed_segments.push((record.user_id.clone(), record.lifecycle.clone(), segment));
+                segment.clone_into(&mut record.lifecycle);
+            }
+        }
+
+        let to_save: Vec<&ProfileRecord> = users.iter().filter_map(|u| records.get(*u)).collect();
+        store.save_profiles(&mut tx, &to_save, now).await?;
+        let price_deltas: Vec<(String, i64, i64)> = price_deltas
+            .into_iter()
+            .map(|(c, (n, sum))| (c, n, sum))
+            .collect();
+        store.add_category_prices(&mut tx, &price_deltas).await?;
+        let sentiment_deltas: Vec<(String, SentimentDelta)> =
+            sentiment_deltas.into_iter().collect();
+        store.add_item_sentiment(&mut tx, &sentiment_deltas).await?;
+        if !published.is_empty() {
+            events::enqueue_behaviors(&mut tx, &published).await?;
+        }
+        events::enqueue_segment_changes(&mut tx, &changed_segments).await?;
+        tx.commit().await?;
+
+        self.cache.invalidate(&users).await;
+        self.relay.wake();
+        Ok(written)
+    }
+}
+
+/// A purchase whose price counts towards typical prices (paid in the reporting currency).
+fn is_priced_purchase(event: &BehaviorEvent, currency: &str) -> bool {
+    event.kind == BehaviorKind::Purchase
+        && event
+            .unit_price
+            .as_ref()
+            .is_some_and(|p| p.currency == currency)
+}
+
+/// Polarity of a review: its text's sentiment when there is text, else its rating.
+fn review_polarity(event: &BehaviorEvent) -> f32 {
+    match &event.review_text {
+        Some(text) => tailor_text::SentimentModel::shipped().score(text).polarity,
+        None => (f32::from(event.rating.unwrap_or(3)) - 3.0) / 2.0,
+    }
+}
