@@ -56,6 +56,8 @@ pub struct IngestSettings {
     /// Most events committed in one write transaction by concurrent calls together (a call
     /// larger than this still gets a transaction of its own).
     pub max_group_events: usize,
+    /// Groups committed at once on PostgreSQL (SQLite has one writer).
+    pub writers: usize,
     /// Events further in the future than this are refused (client clocks drift a little).
     #[serde(with = "humantime_serde")]
     pub max_future_skew: Duration,
@@ -72,6 +74,7 @@ impl Default for IngestSettings {
         Self {
             max_batch_size: 1000,
             max_group_events: 2000,
+            writers: 4,
             max_future_skew: Duration::from_secs(300),
             max_event_age: Duration::from_secs(400 * 86_400),
             reporting_currency: "CNY".to_owned(),
@@ -88,6 +91,7 @@ impl Validate for IngestSettings {
             self.max_group_events,
             1..=100_000,
         )?;
+        check_range(prefix, "writers", self.writers, 1..=64)?;
         if self.reporting_currency.len() != 3 {
             return Err(ConfigError::invalid(
                 key(prefix, "reporting_currency"),

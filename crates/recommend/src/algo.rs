@@ -319,6 +319,16 @@ pub enum Model {
 }
 
 impl Model {
+    /// Whether the model ranks `user` from what it learnt about them alone, whatever their
+    /// query's history: a factor model with the user's trained factors.
+    pub fn ranks_by_user_alone(&self, user: UserIdx) -> bool {
+        match self {
+            Self::Als(m) => m.user_factor(user).is_some(),
+            Self::Bpr(m) => m.user_factor(user).is_some(),
+            _ => false,
+        }
+    }
+
     /// The model as a trait object, for code that serves any algorithm.
     pub fn as_recommender(&self) -> &dyn Recommender {
         match self {

@@ -3,7 +3,8 @@
 //! round trips to the database, the commit) is then paid once per group rather than per call,
 //! and a busy user's profile is loaded, folded and saved once per group. Under light load a
 //! group is one call and nothing waits; every call still returns only once its events are
-//! durable.
+//! durable. SQLite has one writer, so one writer task; PostgreSQL commits in parallel, so
+//! `ingest.writers` tasks each commit their own groups.
 
 use std::collections::{BTreeMap, HashSet};
 use std::panic::AssertUnwindSafe;
@@ -11,9 +12,10 @@ use std::sync::Arc;
 
 use futures::FutureExt as _;
 use tailor_kit::cache::Cache;
+use tailor_kit::db::Backend;
 use tailor_kit::events::outbox::RelayWaker;
 use tailor_kit::time::Micros;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::event::{BehaviorEvent, BehaviorKind};
 use super::profile::{EventContext, Lifecycle, ProfileRecord};
@@ -47,10 +49,18 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Starts the writer task (on the current Tokio runtime).
+    /// Starts the writer tasks (on the current Tokio runtime).
     pub fn start(writer: Writer) -> Self {
         let (calls, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(writer.run(queue));
+        let writers = match writer.store.db().backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => writer.settings.ingest.writers,
+        };
+        let queue = Arc::new(Mutex::new(queue));
+        let writer = Arc::new(writer);
+        for _ in 0..writers {
+            tokio::spawn(writer.clone().run(queue.clone()));
+        }
         Self { calls }
     }
 
@@ -91,16 +101,24 @@ impl Writer {
         }
     }
 
-    async fn run(self, mut queue: mpsc::Receiver<Call>) {
+    async fn run(self: Arc<Self>, queue: Arc<Mutex<mpsc::Receiver<Call>>>) {
         let max_events = self.settings.ingest.max_group_events;
-        while let Some(first) = queue.recv().await {
-            let mut size = first.events.len();
-            let mut group = vec![first];
-            while size < max_events {
-                let Ok(call) = queue.try_recv() else { break };
-                size += call.events.len();
-                group.push(call);
-            }
+        loop {
+            // One writer at a time takes a group; the others commit theirs meanwhile.
+            let group = {
+                let mut queue = queue.lock().await;
+                let Some(first) = queue.recv().await else {
+                    return;
+                };
+                let mut size = first.events.len();
+                let mut group = vec![first];
+                while size < max_events {
+                    let Ok(call) = queue.try_recv() else { break };
+                    size += call.events.len();
+                    group.push(call);
+                }
+                group
+            };
             let now = group.iter().map(|c| c.now).max().unwrap_or_default();
             let calls: Vec<&[BehaviorEvent]> = group.iter().map(|c| c.events.as_slice()).collect();
             // A panic must not take ingestion down with it: its group fails, the next runs.

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Interactions, ItemIdx, Query, Recommender, Result, ensure,
+    Interactions, ItemIdx, Query, Recommender, Result, UserIdx, ensure,
     kernels::{dot, score_rows, top_k_batch},
     topk::TopK,
 };
@@ -63,6 +63,13 @@ pub struct Bpr {
 }
 
 impl Bpr {
+    /// A trained user's factor vector (with its bias term).
+    pub fn user_factor(&self, user: UserIdx) -> Option<&[f32]> {
+        let w = self.factors + 1;
+        let start = user as usize * w;
+        self.user_factors.get(start..start + w)
+    }
+
     /// Fits by blocked parallel SGD; advances `progress` once per epoch.
     pub fn fit(config: &BprConfig, data: &Interactions, progress: &ProgressBar) -> Result<Self> {
         ensure(config.factors > 0, "factors", "must be at least 1")?;
@@ -312,12 +319,8 @@ impl Recommender for Bpr {
     }
 
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
-        let w = self.factors + 1;
         let folded;
-        let user = match query
-            .user
-            .and_then(|u| self.user_factors.get(u as usize * w..(u as usize + 1) * w))
-        {
+        let user = match query.user.and_then(|u| self.user_factor(u)) {
             Some(x) => x,
             None => {
                 folded = self.fold_in(query);
@@ -333,17 +336,11 @@ impl Recommender for Bpr {
         k: usize,
         exclude: &[&[ItemIdx]],
     ) -> Vec<Vec<(ItemIdx, f32)>> {
-        let w = self.factors + 1;
         let vectors: Vec<Vec<f32>> = queries
             .par_iter()
-            .map(|q| {
-                match q
-                    .user
-                    .and_then(|u| self.user_factors.get(u as usize * w..(u as usize + 1) * w))
-                {
-                    Some(x) => x.to_vec(),
-                    None => self.fold_in(q),
-                }
+            .map(|q| match q.user.and_then(|u| self.user_factor(u)) {
+                Some(x) => x.to_vec(),
+                None => self.fold_in(q),
             })
             .collect();
         top_k_batch(&self.item_factors, &vectors, exclude, k)

@@ -15,7 +15,7 @@ use super::PURCHASE;
 use super::catalog::Item;
 use crate::algo::{
     AlgoConfig, Catalog as AlgoCatalog, IdMap, Interactions, InteractionsBuilder, ItemIdx,
-    ItemMeta, Merge, Model, Query, Recommender as _, TrainData,
+    ItemMeta, Merge, Model, Query, Recommender as _, TrainData, UserIdx,
 };
 use crate::config::TrainingSettings;
 use crate::eval::metrics::evaluate;
@@ -71,6 +71,58 @@ pub struct ModelSet {
     /// Popularity lists per category path prefix, derived after loading.
     #[serde(skip)]
     pub popular_by_category: HashMap<String, Vec<(ItemIdx, f32)>>,
+    /// Factor models' rankings of the users they were trained with, filled while serving.
+    #[serde(skip)]
+    pub rankings: Rankings,
+}
+
+/// The best items of a factor model (ALS, BPR) for a user it was trained with, unfiltered:
+/// a function of the model and the user alone, so it is computed once per model set (a
+/// full-catalog product, the largest single cost of a home feed) and only filtered per request.
+#[derive(Clone)]
+pub struct Rankings(moka::sync::Cache<(String, UserIdx), Ranking>);
+
+/// Items with their scores, best first.
+pub type Ranking = Arc<[(ItemIdx, f32)]>;
+
+impl Rankings {
+    /// Items kept per ranking: a source's candidates after excluding what the user bought and
+    /// the caller excludes.
+    pub const DEPTH: usize = 256;
+    /// Ranked items kept in all (about 20 MB).
+    const CAPACITY: u64 = 2_500_000;
+
+    /// `source`'s ranking for `user`, computed by `rank` on a miss.
+    pub fn get_or_rank(
+        &self,
+        source: &str,
+        user: UserIdx,
+        rank: impl FnOnce() -> Vec<(ItemIdx, f32)>,
+    ) -> Ranking {
+        self.0
+            .get_with((source.to_owned(), user), || Arc::from(rank()))
+    }
+}
+
+impl std::fmt::Debug for Rankings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rankings")
+            .field("users", &self.0.entry_count())
+            .finish()
+    }
+}
+
+impl Default for Rankings {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .weigher(|_, ranking: &Ranking| {
+                    u32::try_from(ranking.len()).unwrap_or(u32::MAX).max(1)
+                })
+                .max_capacity(Self::CAPACITY)
+                .build(),
+        )
+    }
 }
 
 impl ModelSet {
@@ -88,6 +140,7 @@ impl ModelSet {
             interactions: 0,
             train_seconds: 0.0,
             popular_by_category: HashMap::new(),
+            rankings: Rankings::default(),
         }
     }
 
@@ -252,6 +305,7 @@ pub fn train(
         interactions: input.rows.len(),
         train_seconds: started.elapsed().as_secs_f64(),
         popular_by_category: HashMap::new(),
+        rankings: Rankings::default(),
     };
     set.prepare();
     Ok(set)

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::catalog::{Catalog, Item};
-use super::models::ModelSet;
+use super::models::{ModelSet, Rankings};
 use super::{PURCHASE, Placement, Touch};
 use crate::algo::{ItemIdx, Model, Query, Recommender as _};
 use crate::config::{Blend, ServingSettings};
@@ -177,7 +177,7 @@ pub fn recommend(
                 &mut blended,
                 source,
                 *weight,
-                model.recommend(&query, k, &exclude_idx),
+                source_candidates(models, source, model, &query, k, &exclude_idx),
             );
         }
     }
@@ -289,6 +289,36 @@ fn popular_candidates(
         }
     }
     model.recommend(&Query::anonymous(&[]), k, exclude)
+}
+
+/// A source's top `k` for the query without `exclude`: from the set's kept ranking of the
+/// user when the source ranks users by what it learnt about them alone, else scored now.
+fn source_candidates(
+    models: &ModelSet,
+    source: &str,
+    model: &Model,
+    query: &Query<'_>,
+    k: usize,
+    exclude: &[ItemIdx],
+) -> Vec<(ItemIdx, f32)> {
+    let Some(user) = query.user.filter(|u| model.ranks_by_user_alone(*u)) else {
+        return model.recommend(query, k, exclude);
+    };
+    let ranking = models.rankings.get_or_rank(source, user, || {
+        model.recommend(&Query::known(user, &[]), Rankings::DEPTH, &[])
+    });
+    let excluded: HashSet<ItemIdx> = exclude.iter().copied().collect();
+    let top: Vec<(ItemIdx, f32)> = ranking
+        .iter()
+        .filter(|(i, _)| !excluded.contains(i))
+        .take(k)
+        .copied()
+        .collect();
+    // A short list from a full-depth ranking means the exclusions ate into it: score afresh.
+    if top.len() < k && ranking.len() == Rankings::DEPTH {
+        return model.recommend(query, k, exclude);
+    }
+    top
 }
 
 fn sorted(mut list: Vec<(ItemIdx, f32)>) -> Vec<(ItemIdx, f32)> {

@@ -247,3 +247,41 @@ fn popular_lists_respect_categories_and_availability() {
     let kitchen = popular(&models, &catalog, Some("home/kitchen"), false, 10);
     assert!(!ids(&kitchen).contains(&"k3"));
 }
+
+#[test]
+fn factor_sources_serve_kept_rankings_exactly_as_scoring_would() {
+    let (models, _) = world();
+    let factor_sources: Vec<&String> = models
+        .sources
+        .iter()
+        .filter(|(_, m)| matches!(m, Model::Als(_) | Model::Bpr(_)))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(!factor_sources.is_empty());
+    let b1 = models.items.get("b1").unwrap();
+    let k1 = models.items.get("k1").unwrap();
+    for source in factor_sources {
+        let model = &models.sources[source];
+        for user in ["u0", "u1", "u7"] {
+            let user = models.users.get(user).unwrap();
+            assert!(model.ranks_by_user_alone(user), "{source}");
+            let history = [b1];
+            let query = Query::known(user, &history);
+            for exclude in [vec![], vec![b1], vec![b1, k1]] {
+                for k in [1, 3, 20] {
+                    // Twice: computed, then kept.
+                    for _ in 0..2 {
+                        assert_eq!(
+                            source_candidates(&models, source, model, &query, k, &exclude),
+                            model.recommend(&query, k, &exclude),
+                            "{source} k={k} exclude={exclude:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // Users the models never saw are scored from their history, never from a kept ranking.
+    let model = &models.sources["als"];
+    assert!(!model.ranks_by_user_alone(u32::MAX));
+}
