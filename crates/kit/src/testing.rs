@@ -247,8 +247,6 @@ pub fn verifier() -> Verifier {
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// Its routes, for in-process calls.
-    pub in_process: InProcess,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -262,17 +260,21 @@ impl TestServer {
         let health = Health::new(services).await;
         health.set(true).await;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let in_process = InProcess::new();
-        let published = in_process.clone();
         let task = tokio::spawn(async move {
-            serve(listener, &settings, routes, &health, &published, async {
-                let _ = stopped.await;
-            })
+            serve(
+                listener,
+                &settings,
+                routes,
+                &health,
+                &InProcess::new(),
+                async {
+                    let _ = stopped.await;
+                },
+            )
             .await
         });
         Ok(Self {
             addr,
-            in_process,
             stop: Some(stop),
             task: Some(task),
         })

@@ -77,30 +77,15 @@ impl Ingest {
     }
 }
 
-/// Commits groups of calls.
+/// Commits groups of calls to `store`, invalidating `cache` and waking `relay` after each.
 pub struct Writer {
-    store: Store,
-    cache: Cache<ProfileRecord>,
-    settings: Arc<Settings>,
-    relay: RelayWaker,
+    pub(super) store: Store,
+    pub(super) cache: Cache<ProfileRecord>,
+    pub(super) settings: Arc<Settings>,
+    pub(super) relay: RelayWaker,
 }
 
 impl Writer {
-    /// A writer to `store`, invalidating `cache` and waking `relay` after each commit.
-    pub fn new(
-        store: Store,
-        cache: Cache<ProfileRecord>,
-        settings: Arc<Settings>,
-        relay: RelayWaker,
-    ) -> Self {
-        Self {
-            store,
-            cache,
-            settings,
-            relay,
-        }
-    }
-
     async fn run(self: Arc<Self>, queue: Arc<Mutex<mpsc::Receiver<Call>>>) {
         let max_events = self.settings.ingest.max_group_events;
         loop {

@@ -69,12 +69,12 @@ impl Profiles {
         settings: Arc<Settings>,
         relay: RelayWaker,
     ) -> Self {
-        let ingest = Ingest::start(Writer::new(
-            store.clone(),
-            cache.clone(),
-            settings.clone(),
-            relay.clone(),
-        ));
+        let ingest = Ingest::start(Writer {
+            store: store.clone(),
+            cache: cache.clone(),
+            settings: settings.clone(),
+            relay: relay.clone(),
+        });
         Self {
             store,
             cache,
