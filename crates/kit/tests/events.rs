@@ -380,3 +380,68 @@ fn envelopes_carry_the_payload_type() {
     let decoded = EventEnvelope::decode(env.encode_to_vec().as_slice()).unwrap();
     assert_eq!(decoded.producer, "test");
 }
+
+/// Applies like [`CountingHandler`], and notes what another connection sees in `committed`.
+struct ObservingHandler {
+    db: Db,
+    seen: std::sync::Mutex<Vec<i64>>,
+}
+
+#[async_trait::async_trait]
+impl Handler for ObservingHandler {
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        envelope: &EventEnvelope,
+    ) -> anyhow::Result<()> {
+        CountingHandler.handle(tx, envelope).await
+    }
+
+    async fn committed(&self, envelope: &EventEnvelope) {
+        let applied: i64 = sqlx::query("SELECT COUNT(*) FROM effect WHERE event_id = $1")
+            .bind(&envelope.event_id)
+            .fetch_one(self.db.pool())
+            .await
+            .unwrap()
+            .get(0);
+        self.seen.lock().unwrap().push(applied);
+    }
+}
+
+#[tokio::test]
+async fn the_committed_hook_runs_once_the_effect_is_visible_to_others() {
+    init_for_tests();
+    for test_db in TestDb::every_backend(&common::MIGRATIONS).await.unwrap() {
+        let bus = Bus::new(None, &settings());
+        let stop = CancellationToken::new();
+        let ids = commit_events(&test_db.db, 5).await;
+        tokio::spawn(Relay::new(test_db.db.clone(), bus.clone(), settings()).run(stop.clone()));
+        let handler = Arc::new(ObservingHandler {
+            db: test_db.db.clone(),
+            seen: std::sync::Mutex::new(Vec::new()),
+        });
+        let consumer = tokio::spawn(run(
+            bus.clone(),
+            test_db.db.clone(),
+            ConsumerSpec::new(TOPIC, "observing-group"),
+            handler.clone(),
+            settings(),
+            stop.clone(),
+        ));
+        wait_for_effects(&test_db.db, &ids).await;
+        for _ in 0..100 {
+            if handler.seen.lock().unwrap().len() >= ids.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            *handler.seen.lock().unwrap(),
+            vec![1; ids.len()],
+            "{}",
+            test_db.label
+        );
+        stop.cancel();
+        consumer.await.unwrap();
+    }
+}

@@ -137,4 +137,11 @@ impl Handler for ConsentConsumer {
         }
         Ok(())
     }
+
+    async fn committed(&self, envelope: &pb::EventEnvelope) {
+        // Decoded once already in `handle`; an undecodable one never gets here.
+        if let Ok(consent) = unpack::<pb::ConsentChanged>(envelope) {
+            self.profiles.forget_cached(&consent.user_id).await;
+        }
+    }
 }

@@ -2,6 +2,8 @@
 //! interactions (fresh recommendations within the second, no retraining needed), and
 //! consent decisions from the privacy service switch personalization off or on.
 
+use std::collections::BTreeSet;
+
 use sqlx::{Any, Transaction};
 use tailor_kit::events::consumer::Handler;
 use tailor_kit::events::unpack;
@@ -58,6 +60,18 @@ impl Handler for BehaviorConsumer {
         self.recommender.record_interactions(tx, rows).await?;
         Ok(())
     }
+
+    async fn committed(&self, envelope: &pb::EventEnvelope) {
+        // Decoded again: handlers keep no per-message state (`handle` already succeeded).
+        if let Ok(recorded) = unpack::<pb::BehaviorRecorded>(envelope) {
+            let users: BTreeSet<&str> = recorded
+                .behaviors
+                .iter()
+                .map(|b| b.user_id.as_str())
+                .collect();
+            self.recommender.forget_users(users).await;
+        }
+    }
 }
 
 /// Applies consent decisions.
@@ -86,5 +100,13 @@ impl Handler for ConsentConsumer {
                 .await?;
         }
         Ok(())
+    }
+
+    async fn committed(&self, envelope: &pb::EventEnvelope) {
+        if let Ok(consent) = unpack::<pb::ConsentChanged>(envelope) {
+            self.recommender
+                .forget_users([consent.user_id.as_str()])
+                .await;
+        }
     }
 }

@@ -26,6 +26,11 @@ pub trait Handler: Send + Sync + 'static {
         tx: &mut Transaction<'static, Any>,
         envelope: &EventEnvelope,
     ) -> anyhow::Result<()>;
+
+    /// Runs once `envelope`'s transaction has committed: the place to drop cached copies of
+    /// what it changed (dropped before the commit, a concurrent read would cache the old
+    /// value again).
+    async fn committed(&self, _envelope: &EventEnvelope) {}
 }
 
 /// One consumer of one topic within a service's group.
@@ -187,6 +192,7 @@ async fn process(db: &Db, group: &str, handler: &dyn Handler, delivery: &Deliver
             }
             handler.handle(&mut tx, &envelope).await?;
             tx.commit().await?;
+            handler.committed(&envelope).await;
             anyhow::Ok(Outcome::Applied)
         }
         .await;

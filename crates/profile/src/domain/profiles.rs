@@ -321,8 +321,9 @@ impl Profiles {
         ))
     }
 
-    /// Applies a consent decision for personalization (newer versions win). Withdrawing it
-    /// forgets the behavioural data already derived.
+    /// Applies a consent decision for personalization (newer versions win) inside `tx`.
+    /// Withdrawing it forgets the behavioural data already derived; once `tx` commits, the
+    /// caller drops the cached profile ([`Self::forget_cached`]).
     pub async fn apply_consent(
         &self,
         tx: &mut crate::store::Tx,
@@ -347,8 +348,13 @@ impl Profiles {
                 self.store.save_profiles(tx, &[&*record], now).await?;
             }
         }
-        self.cache.invalidate(&[user_id]).await;
         Ok(())
+    }
+
+    /// Drops the cached copy of a user's profile, after a transaction that changed it
+    /// committed outside these use-cases (the consent consumer's).
+    pub async fn forget_cached(&self, user_id: &str) {
+        self.cache.invalidate(&[user_id]).await;
     }
 
     /// Re-examines profiles whose lifecycle segment may have changed with time alone, and

@@ -403,20 +403,18 @@ impl Recommender {
         serving::popular(&self.models.load(), &self.catalog, category, trending, k)
     }
 
-    /// Stores behaviour as interactions (inside the consumer's transaction) and forgets the
-    /// cached histories of the users concerned, so their next request sees it.
+    /// Stores behaviour as interactions inside the consumer's transaction; once it commits,
+    /// the caller forgets the users' cached state ([`Self::forget_users`]).
     pub async fn record_interactions(&self, tx: &mut Tx, rows: Vec<NewInteraction>) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
         self.store.insert_interactions(tx, &rows).await?;
-        for row in &rows {
-            self.users.invalidate(&row.user_id).await;
-        }
         Ok(())
     }
 
-    /// Applies a consent decision (newer versions win).
+    /// Applies a consent decision (newer versions win) inside `tx`; once it commits, the
+    /// caller forgets the user's cached state ([`Self::forget_users`]).
     pub async fn apply_consent(
         &self,
         tx: &mut Tx,
@@ -427,8 +425,15 @@ impl Recommender {
         self.store
             .save_consent(tx, user_id, allowed, version)
             .await?;
-        self.users.invalidate(user_id).await;
         Ok(())
+    }
+
+    /// Drops users' cached state (history, consent) after a committed change, so their next
+    /// request reads it afresh.
+    pub async fn forget_users(&self, user_ids: impl IntoIterator<Item = &str>) {
+        for user_id in user_ids {
+            self.users.invalidate(user_id).await;
+        }
     }
 
     /// Starts a training run unless one is running; returns whether it started.
