@@ -56,8 +56,12 @@ pub struct IngestSettings {
     /// Most events committed in one write transaction by concurrent calls together (a call
     /// larger than this still gets a transaction of its own).
     pub max_group_events: usize,
-    /// Groups committed at once on PostgreSQL (SQLite has one writer).
+    /// Writer tasks on PostgreSQL, each committing the events of its share of the users
+    /// (SQLite has one writer).
     pub writers: usize,
+    /// Memory for the decoded profiles the writer keeps between groups, in MiB of their
+    /// encoded size (decoded they take a few times more); 0 reads every profile it folds.
+    pub kept_profiles_mib: u64,
     /// Events further in the future than this are refused (client clocks drift a little).
     #[serde(with = "humantime_serde")]
     pub max_future_skew: Duration,
@@ -73,8 +77,9 @@ impl Default for IngestSettings {
     fn default() -> Self {
         Self {
             max_batch_size: 1000,
-            max_group_events: 2000,
+            max_group_events: 5000,
             writers: 4,
+            kept_profiles_mib: 64,
             max_future_skew: Duration::from_secs(300),
             max_event_age: Duration::from_secs(400 * 86_400),
             reporting_currency: "CNY".to_owned(),
@@ -92,6 +97,12 @@ impl Validate for IngestSettings {
             1..=100_000,
         )?;
         check_range(prefix, "writers", self.writers, 1..=64)?;
+        check_range(
+            prefix,
+            "kept_profiles_mib",
+            self.kept_profiles_mib,
+            0..=1 << 20,
+        )?;
         if self.reporting_currency.len() != 3 {
             return Err(ConfigError::invalid(
                 key(prefix, "reporting_currency"),

@@ -16,6 +16,10 @@ pub enum Error {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// Another writer changed what this one read (optimistic concurrency): nothing was
+    /// committed, trying again is safe.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// Anything else that is our fault.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -55,6 +59,7 @@ impl From<&Error> for Status {
             Error::InvalidArgument(violations) => violations.clone().into_status(),
             Error::Auth(err) => err.clone().into(),
             Error::Db(db) => status::from_db(db),
+            Error::Conflict(reason) => Status::aborted(reason.clone()),
             Error::Internal(err) => status::internal(err.as_ref()),
             Error::Shared(err) => err.as_ref().into(),
         }

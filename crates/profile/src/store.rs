@@ -13,7 +13,7 @@ use tailor_kit::time::{DAY, Micros};
 use crate::domain::analytics::FunnelRow;
 use crate::domain::event::{BehaviorEvent, BehaviorKind, Money};
 use crate::domain::profile::{Attributes, ProfileRecord, ProfileState, SentimentStats};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Separates tags in the `tags` column (the ASCII unit separator never appears in tags).
 const TAG_SEPARATOR: char = '\u{1f}';
@@ -55,7 +55,7 @@ const EVENT_COLUMNS: &str = "user_id, event_id, kind, occurred_at, item_id, cate
      quantity, price_minor, currency, discounted, rating, review_text, session_id, received_at";
 const EVENT_COLUMN_COUNT: usize = 17;
 const PROFILE_COLUMNS: &str = "user_id, state, gender, age_band, region, occupation, lifecycle, \
-     personalization_allowed, consent_version";
+     personalization_allowed, consent_version, revision";
 
 impl Store {
     /// A store over `db`.
@@ -114,6 +114,34 @@ impl Store {
         Ok(inserted)
     }
 
+    /// Revisions of the profiles of `user_ids` that exist, locking them for update on
+    /// PostgreSQL: what a writer needs to tell which of its in-memory copies are current.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "lock_profile_revisions"))]
+    pub async fn lock_profile_revisions(
+        &self,
+        tx: &mut Tx,
+        user_ids: &[&str],
+    ) -> Result<HashMap<String, i64>> {
+        let mut out = HashMap::with_capacity(user_ids.len());
+        for chunk in user_ids.chunks(MAX_BIND_PARAMETERS) {
+            let sql = format!(
+                // Rows lock in the order returned: by key, so two batches sharing users take
+                // their locks in the same order (heap order would let them deadlock).
+                "SELECT user_id, revision FROM user_profile WHERE user_id IN ({}) ORDER BY user_id{}",
+                self.db.backend().list_placeholders(chunk.len(), 1),
+                self.db.for_update()
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for user in chunk {
+                query = query.bind(*user);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                out.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Profiles of `user_ids` that exist, locked for update on PostgreSQL.
     #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "load_profiles_for_update"))]
     pub async fn load_profiles_for_update(
@@ -142,7 +170,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes profiles' derived state (attributes and consent are left as they are).
+    /// Writes profiles' derived state (attributes and consent are left as they are), each as
+    /// the next revision of the one it was read at. Fails with [`Error::Conflict`] when
+    /// another writer wrote one of them since (then nothing should be committed).
     #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_profiles"))]
     pub async fn save_profiles(
         &self,
@@ -150,13 +180,16 @@ impl Store {
         records: &[&ProfileRecord],
         now: Micros,
     ) -> Result<()> {
-        const COLUMNS: usize = 6;
+        const COLUMNS: usize = 7;
         for chunk in records.chunks(MAX_BIND_PARAMETERS / COLUMNS) {
             let sql = format!(
-                "INSERT INTO user_profile (user_id, state, lifecycle, first_seen_at, last_event_at, updated_at) \
+                "INSERT INTO user_profile \
+                 (user_id, state, lifecycle, first_seen_at, last_event_at, updated_at, revision) \
                  VALUES {} ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, \
                  lifecycle = excluded.lifecycle, first_seen_at = excluded.first_seen_at, \
-                 last_event_at = excluded.last_event_at, updated_at = excluded.updated_at",
+                 last_event_at = excluded.last_event_at, updated_at = excluded.updated_at, \
+                 revision = excluded.revision \
+                 WHERE user_profile.revision = excluded.revision - 1",
                 self.db
                     .backend()
                     .values_placeholders(chunk.len(), COLUMNS, 1)
@@ -178,9 +211,17 @@ impl Store {
                     .bind(&record.lifecycle)
                     .bind(first_seen)
                     .bind(last_event)
-                    .bind(now);
+                    .bind(now)
+                    .bind(record.revision + 1);
             }
-            query.execute(&mut **tx).await?;
+            let written = query.execute(&mut **tx).await?.rows_affected();
+            if written != chunk.len() as u64 {
+                return Err(Error::Conflict(format!(
+                    "{} of {} profiles were written by another writer meanwhile",
+                    chunk.len() as u64 - written,
+                    chunk.len()
+                )));
+            }
         }
         Ok(())
     }
@@ -316,7 +357,8 @@ impl Store {
             "INSERT INTO user_profile (user_id, state, gender, age_band, region, occupation, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id) DO UPDATE SET \
              gender = excluded.gender, age_band = excluded.age_band, region = excluded.region, \
-             occupation = excluded.occupation, updated_at = excluded.updated_at",
+             occupation = excluded.occupation, updated_at = excluded.updated_at, \
+             revision = user_profile.revision + 1",
         )
         .bind(user_id)
         .bind(ProfileState::default().encode_to_vec())
@@ -345,7 +387,8 @@ impl Store {
             "INSERT INTO user_profile (user_id, state, personalization_allowed, consent_version, updated_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO UPDATE SET \
              personalization_allowed = excluded.personalization_allowed, \
-             consent_version = excluded.consent_version, updated_at = excluded.updated_at \
+             consent_version = excluded.consent_version, updated_at = excluded.updated_at, \
+             revision = user_profile.revision + 1 \
              WHERE user_profile.consent_version < excluded.consent_version",
         )
         .bind(user_id)
@@ -592,6 +635,7 @@ fn profile_from_row(row: &AnyRow) -> Result<ProfileRecord> {
         lifecycle: row.try_get("lifecycle")?,
         personalization_allowed: row.try_get::<i64, _>("personalization_allowed")? != 0,
         consent_version: row.try_get("consent_version")?,
+        revision: row.try_get("revision")?,
     })
 }
 

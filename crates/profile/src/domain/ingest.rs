@@ -4,28 +4,37 @@
 //! and a busy user's profile is loaded, folded and saved once per group. Under light load a
 //! group is one call and nothing waits; every call still returns only once its events are
 //! durable. SQLite has one writer, so one writer task; PostgreSQL commits in parallel, so
-//! `ingest.writers` tasks each commit their own groups.
+//! `ingest.writers` tasks each commit the groups of their own share of the users.
+//!
+//! The writer keeps the decoded profiles it saved ([`KeptProfiles`]): a busy user's next
+//! group reads only the row's revision, not its state, when the kept copy is that revision.
+//! Every profile write checks and bumps the revision, so a copy is never trusted after anyone
+//! else wrote the row, and concurrent writers cannot overwrite each other's profiles unseen
+//! (the group is then tried again).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::FutureExt as _;
+use prost::Message as _;
 use tailor_kit::cache::Cache;
 use tailor_kit::db::Backend;
 use tailor_kit::events::outbox::RelayWaker;
 use tailor_kit::time::Micros;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::event::{BehaviorEvent, BehaviorKind};
 use super::profile::{EventContext, Lifecycle, ProfileRecord};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::events;
-use crate::store::{SentimentDelta, Store};
+use crate::store::{SentimentDelta, Store, Tx};
 
 /// Calls waiting for the writer; beyond it callers wait to enqueue (back pressure).
 const QUEUE: usize = 1024;
+/// Times a group is committed again after losing a race for a new user's profile row.
+const CONFLICT_RETRIES: usize = 3;
 
 /// What became of one call's valid events.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -45,35 +54,130 @@ struct Call {
 /// The door to the writer task. Cheap to clone; the task ends when the last clone is dropped.
 #[derive(Clone)]
 pub struct Ingest {
-    calls: mpsc::Sender<Call>,
+    /// One queue per writer task; a user's events always go to the same one.
+    writers: Arc<[mpsc::Sender<Call>]>,
 }
 
 impl Ingest {
     /// Starts the writer tasks (on the current Tokio runtime).
     pub fn start(writer: Writer) -> Self {
-        let (calls, queue) = mpsc::channel(QUEUE);
-        let writers = match writer.store.db().backend() {
+        let count = match writer.store.db().backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => writer.settings.ingest.writers,
         };
-        let queue = Arc::new(Mutex::new(queue));
         let writer = Arc::new(writer);
-        for _ in 0..writers {
-            tokio::spawn(writer.clone().run(queue.clone()));
-        }
-        Self { calls }
+        let writers = (0..count)
+            .map(|_| {
+                let (calls, queue) = mpsc::channel(QUEUE);
+                tokio::spawn(writer.clone().run(queue));
+                calls
+            })
+            .collect();
+        Self { writers }
     }
 
     /// Stores `events` (valid, distinct), folds them into profiles and publishes them,
     /// received at `now`; returns once they are committed.
+    ///
+    /// With several writers the events are split by user: concurrent transactions then never
+    /// wait for each other's profile rows (a busy user is in every batch) nor race to create
+    /// the same new user. Each part commits on its own; should one fail, the call fails and
+    /// a retry counts the parts already stored as duplicates.
     pub async fn write(&self, events: Vec<BehaviorEvent>, now: Micros) -> Result<Written> {
-        let (reply, written) = oneshot::channel();
+        let mut parts: Vec<Vec<BehaviorEvent>> = vec![Vec::new(); self.writers.len()];
+        if let [part] = parts.as_mut_slice() {
+            *part = events;
+        } else {
+            for event in events {
+                let writer = writer_of(&event.user_id, self.writers.len());
+                parts[writer].push(event);
+            }
+        }
         let stopped = || Error::Internal(anyhow::anyhow!("the ingestion writer stopped"));
-        self.calls
-            .send(Call { events, now, reply })
-            .await
-            .map_err(|_| stopped())?;
-        written.await.map_err(|_| stopped())?
+        let mut replies = Vec::with_capacity(parts.len());
+        for (writer, events) in self.writers.iter().zip(parts) {
+            if events.is_empty() {
+                continue;
+            }
+            let (reply, written) = oneshot::channel();
+            writer
+                .send(Call { events, now, reply })
+                .await
+                .map_err(|_| stopped())?;
+            replies.push(written);
+        }
+        let mut total = Written::default();
+        for written in futures::future::join_all(replies).await {
+            let written = written.map_err(|_| stopped())??;
+            total.accepted += written.accepted;
+            total.duplicates += written.duplicates;
+        }
+        Ok(total)
+    }
+}
+
+/// The writer (of `writers`) that commits `user`'s events.
+fn writer_of(user: &str, writers: usize) -> usize {
+    use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
+    // A fixed hash: the same user always lands on the same writer.
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(user);
+    (hash % writers as u64) as usize
+}
+
+/// Decoded profiles as the ingestion writer last saved them, each with the row's revision,
+/// bounded by their encoded size. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct KeptProfiles(moka::sync::Cache<String, Kept>);
+
+/// One kept profile. The cache hands out clones of its values and may hold on to its own
+/// for a while, so the record sits in a slot that taking it empties: moved, never deep-copied.
+#[derive(Clone)]
+struct Kept(Arc<std::sync::Mutex<Option<ProfileRecord>>>);
+
+impl Kept {
+    fn take(&self) -> Option<ProfileRecord> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+impl KeptProfiles {
+    /// Room for about `max_bytes` of encoded profiles (decoded they take a few times more).
+    pub fn new(max_bytes: u64) -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|user: &String, kept: &Kept| {
+                    let len = kept
+                        .0
+                        .lock()
+                        .ok()
+                        .and_then(|record| record.as_ref().map(|r| r.encoded_len()))
+                        .unwrap_or(0);
+                    u32::try_from(user.len() + len).unwrap_or(u32::MAX)
+                })
+                .build(),
+        )
+    }
+
+    /// Takes the kept copy of `user`'s profile out, if it is `revision`.
+    fn take(&self, user: &str, revision: i64) -> Option<ProfileRecord> {
+        let record = self.0.remove(user)?.take()?;
+        (record.revision == revision).then_some(record)
+    }
+
+    fn keep(&self, record: ProfileRecord) {
+        let user = record.user_id.clone();
+        self.0
+            .insert(user, Kept(Arc::new(std::sync::Mutex::new(Some(record)))));
+    }
+
+    /// Drops the copies of `users` (erasure and consent must not leave data behind).
+    pub fn forget(&self, users: &[&str]) {
+        for user in users {
+            if let Some(kept) = self.0.remove(*user) {
+                drop(kept.take());
+            }
+        }
     }
 }
 
@@ -81,40 +185,35 @@ impl Ingest {
 pub struct Writer {
     pub(super) store: Store,
     pub(super) cache: Cache<ProfileRecord>,
+    pub(super) kept: KeptProfiles,
     pub(super) settings: Arc<Settings>,
     pub(super) relay: RelayWaker,
 }
 
 impl Writer {
-    async fn run(self: Arc<Self>, queue: Arc<Mutex<mpsc::Receiver<Call>>>) {
+    async fn run(self: Arc<Self>, mut queue: mpsc::Receiver<Call>) {
         let max_events = self.settings.ingest.max_group_events;
         loop {
-            // One writer at a time takes a group; the others commit theirs meanwhile.
-            let group = {
-                let mut queue = queue.lock().await;
-                let Some(first) = queue.recv().await else {
-                    return;
-                };
-                let mut size = first.events.len();
-                let mut group = vec![first];
-                while size < max_events {
-                    let Ok(call) = queue.try_recv() else { break };
-                    size += call.events.len();
-                    group.push(call);
-                }
-                group
+            let Some(first) = queue.recv().await else {
+                return;
             };
+            let mut size = first.events.len();
+            let mut group = vec![first];
+            while size < max_events {
+                let Ok(call) = queue.try_recv() else { break };
+                size += call.events.len();
+                group.push(call);
+            }
             let now = group.iter().map(|c| c.now).max().unwrap_or_default();
             let calls: Vec<&[BehaviorEvent]> = group.iter().map(|c| c.events.as_slice()).collect();
-            // A panic must not take ingestion down with it: its group fails, the next runs.
-            let outcome = AssertUnwindSafe(self.commit(&calls, now))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Error::Internal(anyhow::anyhow!(
-                        "the ingestion writer panicked"
-                    )))
-                });
+            let mut outcome = self.commit_caught(&calls, now).await;
+            for _ in 0..CONFLICT_RETRIES {
+                // Only another process's writer can have raced for a new user's row.
+                if !matches!(outcome, Err(Error::Conflict(_))) {
+                    break;
+                }
+                outcome = self.commit_caught(&calls, now).await;
+            }
             match outcome {
                 Ok(written) => {
                     for (call, written) in group.into_iter().zip(written) {
@@ -131,6 +230,19 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// [`Self::commit`]; a panic must not take ingestion down with it: its group fails, the
+    /// next runs.
+    async fn commit_caught(&self, calls: &[&[BehaviorEvent]], now: Micros) -> Result<Vec<Written>> {
+        AssertUnwindSafe(self.commit(calls, now))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Internal(anyhow::anyhow!(
+                    "the ingestion writer panicked"
+                )))
+            })
     }
 
     /// One transaction for `calls`: stores the new events, folds them into their users'
@@ -170,7 +282,7 @@ impl Writer {
         let mut users: Vec<&str> = batch.iter().map(|e| e.user_id.as_str()).collect();
         users.sort_unstable();
         users.dedup();
-        let mut records = store.load_profiles_for_update(&mut tx, &users).await?;
+        let mut records = self.load_profiles(&mut tx, &users).await?;
         let currency = self.settings.ingest.reporting_currency.as_str();
         let categories: Vec<&str> = batch
             .iter()
@@ -253,10 +365,45 @@ impl Writer {
         }
         events::enqueue_segment_changes(&mut tx, &changed_segments).await?;
         tx.commit().await?;
+        for (_, mut record) in records {
+            record.revision += 1;
+            self.kept.keep(record);
+        }
 
         self.cache.invalidate(&users).await;
         self.relay.wake();
         Ok(written)
+    }
+}
+
+impl Writer {
+    /// The stored profiles of `users` (sorted), locked: the kept copies that are current,
+    /// the rest read from the database.
+    async fn load_profiles(
+        &self,
+        tx: &mut Tx,
+        users: &[&str],
+    ) -> Result<HashMap<String, ProfileRecord>> {
+        let revisions = self.store.lock_profile_revisions(tx, users).await?;
+        let mut records = HashMap::with_capacity(users.len());
+        let mut stale = Vec::new();
+        for user in users {
+            let Some(&revision) = revisions.get(*user) else {
+                // Not stored (new, or erased): whatever was kept is gone.
+                self.kept.forget(&[user]);
+                continue;
+            };
+            match self.kept.take(user, revision) {
+                Some(record) => {
+                    records.insert(record.user_id.clone(), record);
+                }
+                None => stale.push(*user),
+            }
+        }
+        if !stale.is_empty() {
+            records.extend(self.store.load_profiles_for_update(tx, &stale).await?);
+        }
+        Ok(records)
     }
 }
 

@@ -188,6 +188,10 @@ pub struct ProfileRecord {
     /// Version of the consent decision applied.
     #[prost(int64, tag = "6")]
     pub consent_version: i64,
+    /// How many times the stored row was written (0: not stored yet). Every write adds one,
+    /// so a copy kept in memory is known current when its revision is the row's.
+    #[prost(int64, tag = "7")]
+    pub revision: i64,
 }
 
 impl ProfileRecord {
@@ -200,6 +204,7 @@ impl ProfileRecord {
             lifecycle: String::new(),
             personalization_allowed: true,
             consent_version: 0,
+            revision: 0,
         }
     }
 }

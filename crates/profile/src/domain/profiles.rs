@@ -11,7 +11,7 @@ use tailor_kit::time::{DAY, Micros};
 
 use super::analytics::{self, Cohort, Funnel, Trending};
 use super::event::{BehaviorKind, RawEvent, Rejection, validate};
-use super::ingest::{Ingest, Writer};
+use super::ingest::{Ingest, KeptProfiles, Writer};
 use super::profile::{
     Attributes, Lifecycle, ProfileRecord, ProfileView, RecentItem, SentimentSummary,
 };
@@ -58,6 +58,7 @@ pub struct Profiles {
     settings: Arc<Settings>,
     relay: RelayWaker,
     ingest: Ingest,
+    kept: KeptProfiles,
 }
 
 impl Profiles {
@@ -69,9 +70,11 @@ impl Profiles {
         settings: Arc<Settings>,
         relay: RelayWaker,
     ) -> Self {
+        let kept = KeptProfiles::new(settings.ingest.kept_profiles_mib << 20);
         let ingest = Ingest::start(Writer {
             store: store.clone(),
             cache: cache.clone(),
+            kept: kept.clone(),
             settings: settings.clone(),
             relay: relay.clone(),
         });
@@ -81,6 +84,7 @@ impl Profiles {
             settings,
             relay,
             ingest,
+            kept,
         }
     }
 
@@ -217,7 +221,7 @@ impl Profiles {
             .save_attributes(&mut tx, user_id, &merged, now)
             .await?;
         tx.commit().await?;
-        self.cache.invalidate(&[user_id]).await;
+        self.forget(&[user_id]).await;
         Ok(merged)
     }
 
@@ -354,7 +358,15 @@ impl Profiles {
     /// Drops the cached copy of a user's profile, after a transaction that changed it
     /// committed outside these use-cases (the consent consumer's).
     pub async fn forget_cached(&self, user_id: &str) {
-        self.cache.invalidate(&[user_id]).await;
+        self.forget(&[user_id]).await;
+    }
+
+    /// Drops every copy of `users`' profiles held in memory (the read cache and the
+    /// writer's), after a commit that changed them: erasure and withdrawn consent must not
+    /// leave data behind.
+    async fn forget(&self, users: &[&str]) {
+        self.kept.forget(users);
+        self.cache.invalidate(users).await;
     }
 
     /// Re-examines profiles whose lifecycle segment may have changed with time alone, and
@@ -398,7 +410,7 @@ impl Profiles {
             self.store.save_profiles(&mut tx, &to_save, now).await?;
             tx.commit().await?;
             let keys: Vec<&str> = touched.iter().map(String::as_str).collect();
-            self.cache.invalidate(&keys).await;
+            self.forget(&keys).await;
             self.relay.wake();
             changed += touched.len();
             if touched.is_empty() {
@@ -443,7 +455,7 @@ impl Profiles {
         let mut tx = self.store.db().begin_write().await?;
         let removed = self.store.erase_user(&mut tx, user_id).await?;
         tx.commit().await?;
-        self.cache.invalidate(&[user_id]).await;
+        self.forget(&[user_id]).await;
         Ok(removed)
     }
 }

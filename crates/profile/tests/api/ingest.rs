@@ -4,10 +4,14 @@ use std::time::Duration;
 
 use prost::Message as _;
 use tailor_kit::events::{decode_envelope, topics, unpack};
+use tailor_kit::time::now_micros;
+use tailor_profile::domain::profile::ProfileRecord;
+use tailor_profile::error::Error;
+use tailor_profile::store::Store;
 use tailor_proto::common::v1::Money;
 use tailor_proto::events::v1::{BehaviorRecorded, BehaviorType};
 use tailor_proto::profile::v1 as pb;
-use tonic::Code;
+use tonic::{Code, Status};
 
 use crate::helpers::{TestApp, days_ago, event, profile, record, violations};
 
@@ -287,4 +291,64 @@ async fn when_every_slot_is_busy_new_calls_are_shed_not_queued() {
             .is_ok(),
         "capacity is back once the stream ended"
     );
+}
+
+#[tokio::test]
+async fn a_profile_saved_from_a_stale_read_is_refused_not_overwritten() {
+    // Every profile write is the next revision of the one it read: a writer that lost a race
+    // (two groups creating the same new user on PostgreSQL) is told, never silently wins.
+    for app in TestApp::every_backend().await {
+        record(
+            &app,
+            vec![event("s1", "sam", BehaviorType::View, "i1", "books")],
+        )
+        .await;
+        let store = Store::new(app.db.db.clone());
+        let read = || async {
+            let mut tx = store.db().begin_write().await.unwrap();
+            let mut records = store
+                .load_profiles_for_update(&mut tx, &["sam"])
+                .await
+                .unwrap();
+            tx.rollback().await.unwrap();
+            records.remove("sam").unwrap()
+        };
+        let (mut first, stale) = (read().await, read().await);
+        first.lifecycle = "active".into();
+        let store = &store;
+        let save = |record: ProfileRecord| async move {
+            let mut tx = store.db().begin_write().await.unwrap();
+            let saved = store.save_profiles(&mut tx, &[&record], now_micros()).await;
+            match saved {
+                Ok(()) => tx.commit().await.unwrap(),
+                Err(_) => tx.rollback().await.unwrap(),
+            }
+            saved
+        };
+        save(first).await.unwrap();
+        let refused = save(stale).await.unwrap_err();
+        assert!(
+            matches!(refused, Error::Conflict(_)),
+            "{}: {refused}",
+            app.label
+        );
+        assert_eq!(Status::from(refused).code(), Code::Aborted);
+        // Two creations of one new user: the second finds the row the first made.
+        save(ProfileRecord::new("nova")).await.unwrap();
+        let late = save(ProfileRecord::new("nova")).await.unwrap_err();
+        assert!(matches!(late, Error::Conflict(_)), "{}", app.label);
+        assert_eq!(profile(&app, "sam").await.event_count, 1, "{}", app.label);
+
+        // Another process writes sam's profile: the ingestion writer's copy in memory is then
+        // out of date and must not be folded into and saved over it.
+        let mut elsewhere = read().await;
+        elsewhere.state.as_mut().unwrap().event_count += 100;
+        save(elsewhere).await.unwrap();
+        record(
+            &app,
+            vec![event("s2", "sam", BehaviorType::View, "i2", "books")],
+        )
+        .await;
+        assert_eq!(profile(&app, "sam").await.event_count, 102, "{}", app.label);
+    }
 }

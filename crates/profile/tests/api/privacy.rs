@@ -104,6 +104,25 @@ async fn export_returns_everything_and_erase_leaves_nothing() {
             again.erased.iter().all(|c| c.count == 0),
             "erasure is idempotent"
         );
+
+        // What ingestion kept in memory about kim went with the erasure: a new event starts
+        // a new profile.
+        record(
+            &app,
+            vec![event("x4", "kim", BehaviorType::View, "i9", "toys")],
+        )
+        .await;
+        let reborn = profile(&app, "kim").await;
+        assert_eq!(reborn.event_count, 1, "{}", app.label);
+        let categories: Vec<&str> = reborn
+            .interests
+            .iter()
+            .filter(|i| {
+                i.dimension == tailor_proto::profile::v1::InterestDimension::Category as i32
+            })
+            .map(|i| i.key.as_str())
+            .collect();
+        assert_eq!(categories, vec!["toys"], "{}", app.label);
     }
 }
 
