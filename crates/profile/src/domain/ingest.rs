@@ -364,11 +364,14 @@ impl Writer {
             events::enqueue_behaviors(&mut tx, &published).await?;
         }
         events::enqueue_segment_changes(&mut tx, &changed_segments).await?;
-        tx.commit().await?;
+        // Kept before the commit, while the rows are still ours: an erasure waits for the
+        // commit, so its forgetting comes after. Should the commit fail, the copies are one
+        // revision ahead of the rows and never trusted.
         for (_, mut record) in records {
             record.revision += 1;
             self.kept.keep(record);
         }
+        tx.commit().await?;
 
         self.cache.invalidate(&users).await;
         self.relay.wake();
