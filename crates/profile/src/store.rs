@@ -122,24 +122,12 @@ impl Store {
         tx: &mut Tx,
         user_ids: &[&str],
     ) -> Result<HashMap<String, i64>> {
-        let mut out = HashMap::with_capacity(user_ids.len());
-        for chunk in user_ids.chunks(MAX_BIND_PARAMETERS) {
-            let sql = format!(
-                // Rows lock in the order returned: by key, so two batches sharing users take
-                // their locks in the same order (heap order would let them deadlock).
-                "SELECT user_id, revision FROM user_profile WHERE user_id IN ({}) ORDER BY user_id{}",
-                self.db.backend().list_placeholders(chunk.len(), 1),
-                self.db.for_update()
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for user in chunk {
-                query = query.bind(*user);
-            }
-            for row in query.fetch_all(&mut **tx).await? {
-                out.insert(row.try_get(0)?, row.try_get(1)?);
-            }
-        }
-        Ok(out)
+        let rows = self
+            .locked_profile_rows(tx, user_ids, "user_id, revision")
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
     }
 
     /// Profiles of `user_ids` that exist, locked for update on PostgreSQL.
@@ -149,12 +137,30 @@ impl Store {
         tx: &mut Tx,
         user_ids: &[&str],
     ) -> Result<HashMap<String, ProfileRecord>> {
-        let mut out = HashMap::with_capacity(user_ids.len());
+        let rows = self
+            .locked_profile_rows(tx, user_ids, PROFILE_COLUMNS)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let record = profile_from_row(row)?;
+                Ok((record.user_id.clone(), record))
+            })
+            .collect()
+    }
+
+    /// `columns` of the profile rows of `user_ids` that exist, locked for update on PostgreSQL.
+    async fn locked_profile_rows(
+        &self,
+        tx: &mut Tx,
+        user_ids: &[&str],
+        columns: &str,
+    ) -> Result<Vec<AnyRow>> {
+        let mut rows = Vec::with_capacity(user_ids.len());
         for chunk in user_ids.chunks(MAX_BIND_PARAMETERS) {
             let sql = format!(
                 // Rows lock in the order returned: by key, so two batches sharing users take
                 // their locks in the same order (heap order would let them deadlock).
-                "SELECT {PROFILE_COLUMNS} FROM user_profile WHERE user_id IN ({}) ORDER BY user_id{}",
+                "SELECT {columns} FROM user_profile WHERE user_id IN ({}) ORDER BY user_id{}",
                 self.db.backend().list_placeholders(chunk.len(), 1),
                 self.db.for_update()
             );
@@ -162,12 +168,9 @@ impl Store {
             for user in chunk {
                 query = query.bind(*user);
             }
-            for row in query.fetch_all(&mut **tx).await? {
-                let record = profile_from_row(&row)?;
-                out.insert(record.user_id.clone(), record);
-            }
+            rows.extend(query.fetch_all(&mut **tx).await?);
         }
-        Ok(out)
+        Ok(rows)
     }
 
     /// Writes profiles' derived state (attributes and consent are left as they are), each as
