@@ -85,13 +85,8 @@ impl Ingest {
     /// a retry counts the parts already stored as duplicates.
     pub async fn write(&self, events: Vec<BehaviorEvent>, now: Micros) -> Result<Written> {
         let mut parts: Vec<Vec<BehaviorEvent>> = vec![Vec::new(); self.writers.len()];
-        if let [part] = parts.as_mut_slice() {
-            *part = events;
-        } else {
-            for event in events {
-                let writer = writer_of(&event.user_id, self.writers.len());
-                parts[writer].push(event);
-            }
+        for event in events {
+            parts[writer_of(&event.user_id, self.writers.len())].push(event);
         }
         let stopped = || Error::Internal(anyhow::anyhow!("the ingestion writer stopped"));
         let mut replies = Vec::with_capacity(parts.len());
@@ -377,9 +372,7 @@ impl Writer {
         self.relay.wake();
         Ok(written)
     }
-}
 
-impl Writer {
     /// The stored profiles of `users` (sorted), locked: the kept copies that are current,
     /// the rest read from the database.
     async fn load_profiles(
