@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tailor_kit::config::{ConfigError, Validate, check_range, key};
 use tailor_kit::grpc::client::UpstreamSettings;
 use tailor_kit::grpc::server::ServerSettings;
@@ -14,7 +14,7 @@ use tailor_kit::grpc::server::ServerSettings;
 pub const DEV_JWT_SECRET: &str = "tailor-dev-user-jwt-secret-do-not-use-in-production";
 
 /// Everything the gateway needs to know.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Listener (default 127.0.0.1:8080), shared by gRPC, gRPC-web and the storefront page.
@@ -83,7 +83,7 @@ impl Validate for Settings {
 }
 
 /// App users' JWTs: a shared secret (development) and/or a JWKS (production).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JwtSettings {
     /// Expected `iss`.
@@ -91,6 +91,8 @@ pub struct JwtSettings {
     /// Expected `aud`.
     pub audience: String,
     /// HS256 secret; unset to accept only asymmetric tokens.
+    // Secrets are never written out; a missing one comes from this section's default.
+    #[serde(skip_serializing)]
     pub hs256_secret: Option<SecretString>,
     /// JWKS file (RS256 / ES256 keys by `kid`).
     pub jwks_file: Option<PathBuf>,
@@ -156,7 +158,7 @@ impl Validate for JwtSettings {
 }
 
 /// Token-bucket limits per user (or device) and per client IP.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSettings {
     /// Sustained requests per second per user or device.
@@ -200,7 +202,7 @@ impl Validate for RateLimitSettings {
 }
 
 /// Time budgets of screens and backend calls.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeadlineSettings {
     /// A screen (home feed, product page) answers within this, module by module degraded.
@@ -221,7 +223,7 @@ impl Default for DeadlineSettings {
 }
 
 /// Where the services are.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Upstreams {
     /// The profile service.

@@ -27,7 +27,7 @@ pub const USER_ID_HEADER: &str = "x-tailor-user-id";
 pub const DEV_SECRET: &str = "tailor-dev-secret-do-not-use-in-production";
 
 /// How services authenticate each other.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// `iss` of service tokens.
@@ -35,6 +35,8 @@ pub struct AuthSettings {
     /// `aud` of service tokens.
     pub audience: String,
     /// Shared HS256 secret; enough for development, where every service holds it.
+    // Secrets are never written out; a missing one comes from this section's default.
+    #[serde(skip_serializing)]
     pub service_secret: Option<SecretString>,
     /// PEM private key (PKCS#8) this process signs its tokens with, instead of the secret.
     pub signing_key_file: Option<PathBuf>,
@@ -53,7 +55,7 @@ pub struct AuthSettings {
 }
 
 /// A public key another service signs its tokens with.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedKey {
     /// The `kid` its tokens carry.

@@ -3,12 +3,17 @@
 //!
 //! Settings structs derive `Deserialize` with `#[serde(default, deny_unknown_fields)]` and
 //! implement `Default`, so every key is optional and a misspelt key is an error that names it.
-//! Secrets are [`SecretString`]: they never appear in `Debug` output or logs.
+//! They also derive `Serialize`: the root's defaults are the lowest layer, so a section given
+//! in part keeps its *parent's* defaults for the rest (`profile.database.max_connections`
+//! alone must not move the profile database to `DatabaseSettings::default()`'s file).
+//! Secrets are [`SecretString`]: they never appear in `Debug` output, logs or serialized
+//! settings.
 
 use std::path::Path;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use secrecy::{ExposeSecret, SecretString};
@@ -61,9 +66,9 @@ pub fn key(prefix: &str, name: &str) -> String {
 /// `TAILOR_` variables belong to tools and scripts (`TAILOR_CI`) and are not misspelt keys.
 pub fn load<T>(file: Option<&Path>, top_level: &[&str]) -> Result<T, ConfigError>
 where
-    T: DeserializeOwned + Validate,
+    T: DeserializeOwned + Serialize + Default + Validate,
 {
-    let mut figment = Figment::new();
+    let mut figment = defaults::<T>();
     if let Some(file) = file {
         if !file.exists() {
             return Err(ConfigError::invalid(
@@ -89,9 +94,13 @@ fn environment(top_level: &[&str]) -> Env {
 /// Loads `T` from TOML text only (tests, examples).
 pub fn from_toml<T>(toml: &str) -> Result<T, ConfigError>
 where
-    T: DeserializeOwned + Validate,
+    T: DeserializeOwned + Serialize + Default + Validate,
 {
-    extract(Figment::from(Toml::string(toml)))
+    extract(defaults::<T>().merge(Toml::string(toml)))
+}
+
+fn defaults<T: Serialize + Default>() -> Figment {
+    Figment::from(Serialized::defaults(T::default()))
 }
 
 fn extract<T>(figment: Figment) -> Result<T, ConfigError>
@@ -158,10 +167,12 @@ mod tests {
 
     use super::*;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, Serialize)]
     #[serde(default, deny_unknown_fields)]
     struct Inner {
         port: u16,
+        host: String,
+        #[serde(skip_serializing)]
         token: Option<SecretString>,
     }
 
@@ -169,15 +180,30 @@ mod tests {
         fn default() -> Self {
             Self {
                 port: 80,
+                host: "localhost".to_owned(),
                 token: None,
             }
         }
     }
 
-    #[derive(Debug, Default, Deserialize)]
+    #[derive(Debug, Deserialize, Serialize)]
     #[serde(default, deny_unknown_fields)]
     struct Root {
         inner: Inner,
+    }
+
+    /// The root gives its section other defaults than the section's own, as a service
+    /// gives its database its own file.
+    impl Default for Root {
+        fn default() -> Self {
+            Self {
+                inner: Inner {
+                    port: 443,
+                    host: "root.example".to_owned(),
+                    token: None,
+                },
+            }
+        }
     }
 
     impl Validate for Root {
@@ -189,7 +215,31 @@ mod tests {
     #[test]
     fn defaults_apply_when_keys_are_missing() {
         let root: Root = from_toml("").unwrap();
-        assert_eq!(root.inner.port, 80);
+        assert_eq!(root.inner.port, 443);
+        assert_eq!(root.inner.host, "root.example");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
+    fn a_section_given_in_part_keeps_its_parents_defaults_for_the_rest() {
+        let root: Root = from_toml("[inner]\nport = 444\n").unwrap();
+        assert_eq!(root.inner.port, 444);
+        assert_eq!(root.inner.host, "root.example", "not Inner::default()'s");
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TAILOR_INNER__PORT", "445");
+            let root: Root = load(None, &[]).map_err(|e| e.to_string())?;
+            assert_eq!(root.inner.port, 445);
+            assert_eq!(root.inner.host, "root.example");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_never_serialized() {
+        let mut root = Root::default();
+        root.inner.token = Some(SecretString::from("dev-token"));
+        let value = figment::value::Value::serialize(root).unwrap();
+        assert!(!format!("{value:?}").contains("dev-token"));
     }
 
     #[test]

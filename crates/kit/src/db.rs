@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, Migrator};
 use sqlx::{Any, AnyPool, Executor, Transaction};
@@ -80,16 +80,36 @@ impl Backend {
 }
 
 /// Where and how to connect.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://path/to/file.db` or `postgres://user:password@host:port/database`.
+    #[serde(serialize_with = "serialize_url_without_credentials")]
     pub url: SecretString,
     /// Upper bound of pooled connections.
     pub max_connections: u32,
     /// How long to wait for a connection before failing the request.
     #[serde(with = "humantime_serde")]
     pub acquire_timeout: Duration,
+    /// SQLite: page cache per connection, MiB.
+    pub sqlite_cache_mib: u32,
+    /// SQLite: how much of the file is read through a memory map, MiB (0: none).
+    pub sqlite_mmap_mib: u32,
+}
+
+/// Settings are serialized only to layer a service's defaults under the configured values
+/// (see [`crate::config::load`]); the defaults are SQLite files, but a URL that could carry a
+/// password is never written out.
+fn serialize_url_without_credentials<S: serde::Serializer>(
+    url: &SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let url = url.expose_secret();
+    if url.contains('@') {
+        serializer.serialize_str("(redacted)")
+    } else {
+        serializer.serialize_str(url)
+    }
 }
 
 impl DatabaseSettings {
@@ -108,6 +128,8 @@ impl Default for DatabaseSettings {
             url: SecretString::from("sqlite://data/tailor.db"),
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
+            sqlite_cache_mib: 64,
+            sqlite_mmap_mib: 0,
         }
     }
 }
@@ -117,6 +139,13 @@ impl Validate for DatabaseSettings {
         Backend::of_url(self.url.expose_secret())
             .map_err(|reason| ConfigError::invalid(key(prefix, "url"), reason))?;
         check_range(prefix, "max_connections", self.max_connections, 1..=1000)?;
+        check_range(prefix, "sqlite_cache_mib", self.sqlite_cache_mib, 1..=65536)?;
+        check_range(
+            prefix,
+            "sqlite_mmap_mib",
+            self.sqlite_mmap_mib,
+            0..=1_048_576,
+        )?;
         Ok(())
     }
 }
@@ -150,28 +179,30 @@ impl Db {
             Backend::Postgres => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).context("parsing the database url")?;
+        // WAL lets readers proceed while one writer commits; NORMAL synchronisation is durable
+        // across process crashes in WAL mode. A large page cache (`sqlite_cache_mib`; SQLite's
+        // default is 2 MiB) keeps a write transaction's pages in memory instead of spilling
+        // them to the WAL mid-transaction and re-reading index pages from the file.
+        // Checkpointing every 10,000 pages (default 1,000) copies a page rewritten by many
+        // commits back to the database once rather than at nearly every commit. Statement
+        // journals (every multi-row insert inside a transaction opens one) stay in memory
+        // instead of a temporary file.
+        let pragmas = format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+             PRAGMA cache_size = -{}; PRAGMA mmap_size = {}; \
+             PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY;",
+            u64::from(settings.sqlite_cache_mib) * 1024,
+            u64::from(settings.sqlite_mmap_mib) << 20,
+        );
         let pool_options = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .after_connect(move |conn, _meta| {
+                let pragmas = pragmas.clone();
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers proceed while one writer commits; NORMAL
-                        // synchronisation is durable across process crashes in WAL mode.
-                        // A 64 MiB page cache (default 2 MiB) keeps a write transaction's
-                        // pages in memory instead of spilling them to the WAL mid-transaction
-                        // and re-reading index pages from the file. Checkpointing every
-                        // 10,000 pages (default 1,000) copies a page rewritten by many commits
-                        // back to the database once rather than at nearly every commit.
-                        // Statement journals (every multi-row insert inside a transaction
-                        // opens one) stay in memory instead of a temporary file.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                             PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 10000; \
-                             PRAGMA temp_store = MEMORY;",
-                        )
-                        .await?;
+                        conn.execute(sqlx::AssertSqlSafe(pragmas)).await?;
                     }
                     Ok(())
                 })

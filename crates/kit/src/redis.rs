@@ -9,16 +9,18 @@ use std::time::Duration;
 use anyhow::Context as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Validate, key};
 
 /// Where Redis is, if anywhere.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     /// `redis://[user:password@]host:port/db`; unset means in-process cache and bus.
     /// Falls back to the `REDIS_URL` environment variable.
+    // Secrets are never written out; a missing one comes from this section's default.
+    #[serde(skip_serializing)]
     pub url: Option<SecretString>,
     /// Prefix of every key and stream, e.g. `staging:`.
     pub namespace: String,

@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tailor_kit::config::{ConfigError, Validate, check_range, key};
 use tailor_kit::db::DatabaseSettings;
 use tailor_kit::grpc::server::ServerSettings;
 
 /// Everything the profile service needs to know.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// gRPC listener (default 127.0.0.1:50051).
@@ -48,7 +48,7 @@ impl Validate for Settings {
 }
 
 /// Ingestion limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestSettings {
     /// Most events in one RecordEvents call or one StreamEvents chunk.
@@ -114,7 +114,7 @@ impl Validate for IngestSettings {
 }
 
 /// How much each kind of behaviour says about interest.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventWeights {
     /// Viewing an item.
@@ -151,7 +151,7 @@ impl Default for EventWeights {
 }
 
 /// Lifecycle thresholds, in days.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LifecycleSettings {
     /// First seen within this many days: new.
@@ -177,7 +177,7 @@ impl Default for LifecycleSettings {
 }
 
 /// Score thresholds of RFM: a value reaching the n-th threshold scores n + 1 (1..=5).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RfmSettings {
     /// Window for frequency and monetary value.
@@ -205,7 +205,7 @@ impl Default for RfmSettings {
 }
 
 /// What a profile dimension measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DimensionSource {
     /// RFM recency score / 5.
@@ -225,7 +225,7 @@ pub enum DimensionSource {
 }
 
 /// One weighted dimension of the overall profile vector (DESIGN: "dimensions with weights").
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DimensionSetting {
     /// Name shown in profiles.
@@ -237,7 +237,7 @@ pub struct DimensionSetting {
 }
 
 /// How profiles are computed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelSettings {
     /// Half-life of interest weights.
@@ -354,7 +354,7 @@ impl Validate for ModelSettings {
 }
 
 /// The profile cache (Redis when configured, else in-process).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheSettings {
     /// How long a cached profile may be served (it is also invalidated on every update).

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tailor_kit::config::{ConfigError, Validate, check_range, key};
 use tailor_kit::db::DatabaseSettings;
 use tailor_kit::grpc::server::ServerSettings;
@@ -12,7 +12,7 @@ use tailor_kit::grpc::server::ServerSettings;
 use crate::algo::AlgoConfig;
 
 /// Everything the recommend service needs to know.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// gRPC listener (default 127.0.0.1:50052).
@@ -61,7 +61,7 @@ fn blend(entries: &[(&str, f64)]) -> Blend {
 }
 
 /// Blends per placement and the rules applied to every list.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServingSettings {
     /// The home feed.
@@ -145,7 +145,7 @@ impl Validate for ServingSettings {
 }
 
 /// Interest weight of each behaviour in the training data.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BehaviorWeights {
     /// View.
@@ -176,7 +176,7 @@ impl Default for BehaviorWeights {
 }
 
 /// Model training.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainingSettings {
     /// Retrain this often (`0s`: only on demand).
@@ -251,7 +251,7 @@ impl Validate for TrainingSettings {
 }
 
 /// One A/B test: users are split between variants by a GrowthBook-compatible hash.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentSettings {
     /// Experiment key (hashed with the user id).
@@ -273,7 +273,7 @@ fn one() -> f64 {
 }
 
 /// One variant: a name and a blend (empty means the placement's default blend).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantSettings {
     /// Reported in responses and exposures.

@@ -2,7 +2,7 @@
 //! section per service. Loaded from defaults, an optional TOML file (`--config` or
 //! `TAILOR_CONFIG`) and `TAILOR_<SECTION>__<KEY>` environment variables.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tailor_kit::auth::AuthSettings;
 use tailor_kit::config::{ConfigError, Validate, key};
 use tailor_kit::events::EventSettings;
@@ -10,7 +10,7 @@ use tailor_kit::redis::RedisSettings;
 use tailor_kit::telemetry::TelemetrySettings;
 
 /// Where the process runs; production refuses development shortcuts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     /// Local development: the well-known dev secret is allowed.
@@ -24,7 +24,7 @@ pub enum Environment {
 pub const TOP_LEVEL_KEYS: &[&str] = &["environment"];
 
 /// Every setting of the binary.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// development or production.
@@ -133,6 +133,30 @@ mod tests {
         assert_eq!(
             settings.validate("").unwrap_err().key,
             "auth.service_secret"
+        );
+    }
+
+    #[test]
+    fn a_database_section_given_in_part_keeps_the_roles_own_file() {
+        use secrecy::ExposeSecret as _;
+        use tailor_kit::config::from_toml;
+
+        let settings: Settings = from_toml(
+            "[profile.database]\nmax_connections = 4\n[recommend.database]\nsqlite_cache_mib = 8\n",
+        )
+        .unwrap();
+        assert_eq!(settings.profile.database.max_connections, 4);
+        assert_eq!(
+            settings.profile.database.url.expose_secret(),
+            "sqlite://data/profile.db"
+        );
+        assert_eq!(
+            settings.recommend.database.url.expose_secret(),
+            "sqlite://data/recommend.db"
+        );
+        assert_eq!(
+            settings.profile.server.listen,
+            Settings::default().profile.server.listen
         );
     }
 }

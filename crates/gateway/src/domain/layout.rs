@@ -2,13 +2,13 @@
 //! dense — chosen by the first configured rule whose conditions match the viewer's segment
 //! and device, then sized by the device class.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tailor_kit::config::{ConfigError, Validate, key};
 
 use super::{DeviceClass, ModuleKind, Viewer, ViewerProfile};
 
 /// Image sizes of a layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageSize {
     /// Thumbnails.
@@ -20,7 +20,7 @@ pub enum ImageSize {
 }
 
 /// How dense a device class is.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceProfile {
     /// Items per module.
@@ -32,7 +32,7 @@ pub struct DeviceProfile {
 }
 
 /// Density per device class.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeviceProfiles {
     /// Phones.
@@ -66,7 +66,7 @@ impl Default for DeviceProfiles {
 }
 
 /// When a rule applies; every non-empty condition must hold.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Conditions {
     /// Signed in (true) or anonymous (false); unset: either.
@@ -80,7 +80,7 @@ pub struct Conditions {
 }
 
 /// One layout rule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayoutRule {
     /// For logs and tests.
@@ -95,7 +95,7 @@ pub struct LayoutRule {
 }
 
 /// Layout configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LayoutSettings {
     /// Rules, first match wins; the last should match everyone.

@@ -77,7 +77,7 @@ impl Viewer {
 }
 
 /// The kind of device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceClass {
     /// A phone (also the default).
@@ -101,7 +101,7 @@ pub struct ViewerProfile {
 }
 
 /// Kinds of home feed module.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModuleKind {
     /// Personalized picks.

@@ -22,7 +22,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use opentelemetry::propagation::{Extractor, Injector};
 use prost::Message as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tailor_proto::events::v1::EventEnvelope;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -43,7 +43,7 @@ pub mod topics {
 }
 
 /// Tuning of the outbox relay and of consumers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventSettings {
     /// Outbox rows published per relay round.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use http::HeaderValue;
 use opentelemetry::propagation::Injector;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tonic::transport::{Channel, Endpoint};
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
@@ -19,7 +19,7 @@ use crate::config::{ConfigError, Validate, key};
 use crate::grpc::in_process::{self, BoxError, InProcess};
 
 /// Where another service listens and how long calls to it may take.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamSettings {
     /// `http://host:port`.
