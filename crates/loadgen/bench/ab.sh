@@ -48,10 +48,12 @@ measure() {
   sleep 4 # the serving role polls for the new model every 2 s
   local targets=(--target "profile=http://$PROFILE" --target "recommend=http://$RECOMMEND"
     --target "gateway=http://$GATEWAY" --quiet)
-  "$binary" loadgen "$SCENARIOS/recommend-serve.toml" --rates "$REC_RATES" --duration "$DURATION" \
-    --json "$OUT/$label-recommend.json" "${targets[@]}" >"$OUT/$label-recommend.txt"
+  # The session mix first: the recommend sweep goes past saturation and leaves work behind
+  # (deferred writes, a longer WAL) that would land in whatever is measured next.
   "$binary" loadgen "$SCENARIOS/mobile-session.toml" --rates "$SESSION_RATES" --duration "$DURATION" \
     --json "$OUT/$label-session.json" "${targets[@]}" >"$OUT/$label-session.txt"
+  "$binary" loadgen "$SCENARIOS/recommend-serve.toml" --rates "$REC_RATES" --duration "$DURATION" \
+    --json "$OUT/$label-recommend.json" "${targets[@]}" >"$OUT/$label-recommend.txt"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
 }
