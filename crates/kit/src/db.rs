@@ -187,21 +187,23 @@ impl Db {
         // commits back to the database once rather than at nearly every commit. Statement
         // journals (every multi-row insert inside a transaction opens one) stay in memory
         // instead of a temporary file.
-        let pragmas = format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-             PRAGMA cache_size = -{}; PRAGMA mmap_size = {}; \
-             PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY;",
-            u64::from(settings.sqlite_cache_mib) * 1024,
-            u64::from(settings.sqlite_mmap_mib) << 20,
-        );
+        let pragmas = (backend == Backend::Sqlite).then(|| {
+            format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                 PRAGMA cache_size = -{}; PRAGMA mmap_size = {}; \
+                 PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY;",
+                u64::from(settings.sqlite_cache_mib) * 1024,
+                u64::from(settings.sqlite_mmap_mib) << 20,
+            )
+        });
         let pool_options = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .after_connect(move |conn, _meta| {
                 let pragmas = pragmas.clone();
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
+                    if let Some(pragmas) = pragmas {
                         conn.execute(sqlx::AssertSqlSafe(pragmas)).await?;
                     }
                     Ok(())
