@@ -90,6 +90,17 @@ pub struct Erased {
     pub settings: u64,
 }
 
+/// What serving needs of a user (see [`Store::user_state`]).
+#[derive(Debug, Clone, Default)]
+pub struct UserState {
+    /// Personalization allowed (no consent decision counts as allowed).
+    pub allowed: bool,
+    /// Erased since the active model was trained.
+    pub erased: bool,
+    /// Most recent interactions, newest first; empty when personalization is not allowed.
+    pub history: Vec<Touch>,
+}
+
 /// Access to the recommend service's tables.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -214,42 +225,49 @@ impl Store {
         Ok(inserted)
     }
 
-    /// A user's most recent interactions, newest first.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "history"))]
-    pub async fn history(&self, user_id: &str, limit: usize) -> Result<Vec<Touch>> {
+    /// What serving needs of a user, in one statement (each statement is a hand-off to the
+    /// SQLite connection's thread): whether personalization is allowed, whether they were
+    /// erased since the active model was trained, and, when allowed, their `limit` most
+    /// recent interactions, newest first.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "user_state"))]
+    pub async fn user_state(&self, user_id: &str, limit: usize) -> Result<UserState> {
         let rows = sqlx::query(
-            "SELECT item_id, kind, weight, occurred_at FROM interaction WHERE user_id = $1 \
-             ORDER BY occurred_at DESC LIMIT $2",
+            "SELECT c.personalization_allowed, \
+                    (SELECT COUNT(*) FROM erased_user WHERE user_id = $1), \
+                    h.item_id, h.kind, h.weight, h.occurred_at \
+             FROM (SELECT 1 AS one) o \
+             LEFT JOIN user_consent c ON c.user_id = $1 \
+             LEFT JOIN (SELECT item_id, kind, weight, occurred_at FROM interaction \
+                        WHERE user_id = $1 ORDER BY occurred_at DESC LIMIT $2) h \
+               ON COALESCE(c.personalization_allowed, 1) <> 0 \
+             ORDER BY h.occurred_at DESC",
         )
         .bind(user_id)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.db.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Touch {
-                    item_id: r.try_get(0)?,
-                    kind: i32::try_from(r.try_get::<i64, _>(1)?).unwrap_or(0),
-                    weight: r.try_get::<f64, _>(2)? as f32,
-                    at: r.try_get(3)?,
-                })
-            })
-            .collect()
-    }
-
-    /// (personalization allowed, erased since the active model was trained) of a user.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "user_flags"))]
-    pub async fn user_flags(&self, user_id: &str) -> Result<(bool, bool)> {
-        let row = sqlx::query(
-            "SELECT (SELECT personalization_allowed FROM user_consent WHERE user_id = $1), \
-                    (SELECT COUNT(*) FROM erased_user WHERE user_id = $1)",
-        )
-        .bind(user_id)
-        .fetch_one(self.db.pool())
-        .await?;
-        let allowed: Option<i64> = row.try_get(0)?;
-        let erased: i64 = row.try_get(1)?;
-        Ok((allowed.is_none_or(|a| a != 0), erased > 0))
+        let Some(first) = rows.first() else {
+            return Err(anyhow::anyhow!("the user state query returned no row").into());
+        };
+        let allowed: Option<i64> = first.try_get(0)?;
+        let erased: i64 = first.try_get(1)?;
+        let mut history = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Some(item_id) = r.try_get::<Option<String>, _>(2)? else {
+                continue;
+            };
+            history.push(Touch {
+                item_id,
+                kind: i32::try_from(r.try_get::<i64, _>(3)?).unwrap_or(0),
+                weight: r.try_get::<f64, _>(4)? as f32,
+                at: r.try_get(5)?,
+            });
+        }
+        Ok(UserState {
+            allowed: allowed.is_none_or(|a| a != 0),
+            erased: erased > 0,
+            history,
+        })
     }
 
     /// Every interaction, for training.

@@ -21,7 +21,7 @@ use super::{Placement, Touch};
 use crate::config::{Blend, Settings};
 use crate::error::{Error, Result};
 use crate::experiment;
-use crate::store::{Erased, Exposure, ModelRow, NewInteraction, Store, Tx};
+use crate::store::{Erased, Exposure, ModelRow, NewInteraction, Store, Tx, UserState};
 
 /// A recommendation request, checked.
 #[derive(Debug, Clone, Default)]
@@ -68,14 +68,6 @@ pub struct ExportPage {
     pub region: Option<String>,
     /// Where the next page starts.
     pub next_after: Option<String>,
-}
-
-/// What the service knows about a user at request time.
-#[derive(Debug)]
-struct UserState {
-    history: Vec<Touch>,
-    allowed: bool,
-    erased: bool,
 }
 
 /// Writes that need not delay a response.
@@ -237,19 +229,11 @@ impl Recommender {
         if let Some(state) = self.users.get(user_id).await {
             return Ok(state);
         }
-        let (allowed, erased) = self.store.user_flags(user_id).await?;
-        let history = if allowed {
+        let state = Arc::new(
             self.store
-                .history(user_id, self.settings.serving.history_length)
-                .await?
-        } else {
-            Vec::new()
-        };
-        let state = Arc::new(UserState {
-            history,
-            allowed,
-            erased,
-        });
+                .user_state(user_id, self.settings.serving.history_length)
+                .await?,
+        );
         self.users.insert(user_id.to_owned(), state.clone()).await;
         Ok(state)
     }

@@ -146,18 +146,20 @@ pub fn recommend(
     };
     let has_signal = user.is_some() || !history.is_empty();
 
-    let mut excluded: HashSet<String> = req.exclude.iter().cloned().collect();
-    excluded.extend(req.context.iter().cloned());
-    excluded.extend(
-        req.history
-            .iter()
-            .filter(|t| t.kind == PURCHASE)
-            .map(|t| t.item_id.clone()),
-    );
-    let exclude_idx: Vec<ItemIdx> = excluded
+    // Not to return: what the caller excludes, the context, and what the user bought.
+    let excluded: HashSet<ItemIdx> = req
+        .exclude
         .iter()
+        .chain(req.context)
+        .chain(
+            req.history
+                .iter()
+                .filter(|t| t.kind == PURCHASE)
+                .map(|t| &t.item_id),
+        )
         .filter_map(|id| models.items.get(id))
         .collect();
+    let exclude_idx: Vec<ItemIdx> = excluded.iter().copied().collect();
 
     let mut blended: Blended<'_> = HashMap::new();
     let k = settings.candidates_per_source;
@@ -192,34 +194,44 @@ pub fn recommend(
         add(&mut blended, "popular", 1e-3, backfill);
     }
 
+    // Ranked on indices and scores alone: the catalog (string keys, a few cache misses per
+    // look-up) is read in rank order only until the page is full.
     let items = catalog.view();
-    let mut ranked: Vec<(&Arc<Item>, f64, &str)> = blended
+    let item_of = |idx: ItemIdx| {
+        models
+            .items
+            .external(idx)
+            .and_then(|id| items.get(id))
+            .filter(|i| i.available)
+    };
+    let mut ranked: Vec<(ItemIdx, f64, &str)> = blended
         .into_iter()
-        .filter_map(|(idx, (score, source, _))| {
-            let id = models.items.external(idx)?;
-            if excluded.contains(id) {
-                return None;
-            }
-            let item = items.get(id).filter(|i| i.available)?;
-            let boost: f64 = req
-                .boosts
-                .iter()
-                .filter(|b| b.applies(item))
-                .map(|b| b.factor)
-                .product();
-            Some((item, score * boost, source))
-        })
+        .filter(|(idx, _)| !excluded.contains(idx))
+        .map(|(idx, (score, source, _))| (idx, score, source))
         .collect();
-    ranked.sort_by(|a, b| {
-        b.1.total_cmp(&a.1)
-            .then_with(|| a.0.item_id.cmp(&b.0.item_id))
-    });
+    if !req.boosts.is_empty() {
+        for (idx, score, _) in &mut ranked {
+            if let Some(item) = item_of(*idx) {
+                *score *= req
+                    .boosts
+                    .iter()
+                    .filter(|b| b.applies(item))
+                    .map(|b| b.factor)
+                    .product::<f64>();
+            }
+        }
+    }
+    let id = |idx: ItemIdx| models.items.external(idx).unwrap_or_default();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| id(a.0).cmp(id(b.0))));
     // Feeds should not be one category; lists about one item (its page, a cart) may be.
     let share = match req.placement {
         Placement::Home | Placement::PostPurchase => settings.max_category_share,
         Placement::ProductPage | Placement::Cart => 1.0,
     };
-    let page: Vec<(Arc<Item>, f64, String)> = diversify(ranked, req.page_size, share)
+    let available = ranked
+        .into_iter()
+        .filter_map(|(idx, score, source)| Some((item_of(idx)?, score, source)));
+    let page: Vec<(Arc<Item>, f64, String)> = diversify(available, req.page_size, share)
         .into_iter()
         .map(|(item, score, source)| (Arc::clone(item), score, source.to_owned()))
         .collect();
@@ -330,24 +342,25 @@ fn sorted(mut list: Vec<(ItemIdx, f32)>) -> Vec<(ItemIdx, f32)> {
 /// Takes the best items, at most `max_share` of the page from one top-level category; items
 /// held back fill the page only if nothing else can.
 fn diversify<'a>(
-    ranked: Vec<(&'a Arc<Item>, f64, &'a str)>,
+    ranked: impl IntoIterator<Item = (&'a Arc<Item>, f64, &'a str)>,
     page: usize,
     max_share: f64,
 ) -> Vec<(&'a Arc<Item>, f64, &'a str)> {
     let cap = ((page as f64 * max_share).ceil() as usize).max(1);
-    let mut per_category: HashMap<String, usize> = HashMap::new();
+    let mut per_category: HashMap<&str, usize> = HashMap::new();
     let mut out = Vec::with_capacity(page);
     let mut held = Vec::new();
+    if page == 0 {
+        return out;
+    }
     for entry in ranked {
-        if out.len() == page {
-            break;
-        }
-        let n = per_category
-            .entry(entry.0.top_category().to_owned())
-            .or_default();
+        let n = per_category.entry(entry.0.top_category()).or_default();
         if *n < cap {
             *n += 1;
             out.push(entry);
+            if out.len() == page {
+                break;
+            }
         } else {
             held.push(entry);
         }

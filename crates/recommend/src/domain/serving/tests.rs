@@ -285,3 +285,35 @@ fn factor_sources_serve_kept_rankings_exactly_as_scoring_would() {
     let model = &models.sources["als"];
     assert!(!model.ranks_by_user_alone(u32::MAX));
 }
+
+#[test]
+fn diversifying_reads_candidates_only_until_the_page_is_full() {
+    let item = |id: &str, category: &str| {
+        Arc::new(Item {
+            item_id: id.to_owned(),
+            category: category.to_owned(),
+            ..Item::default()
+        })
+    };
+    // Two books, then a kitchen item: with at most half of a two-item page per category,
+    // the second book is held back and the kitchen item completes the page.
+    let items = [
+        item("b1", "books"),
+        item("b2", "books"),
+        item("k1", "home"),
+        item("k2", "home"),
+        item("k3", "home"),
+    ];
+    let mut read = 0;
+    let ranked = items.iter().map(|i| {
+        read += 1;
+        (i, 1.0, "popular")
+    });
+    let page = diversify(ranked, 2, 0.5);
+    let got: Vec<&str> = page.iter().map(|(i, _, _)| i.item_id.as_str()).collect();
+    assert_eq!(got, ["b1", "k1"]);
+    assert_eq!(
+        read, 3,
+        "the catalog is read in rank order only as far as the page needs"
+    );
+}
