@@ -4,6 +4,9 @@
 //!
 //! Stores run the same SQL on both backends through `sqlx::Any`, with `$1` placeholders and
 //! portable column types (integers, floats, text, blobs; timestamps as integer microseconds).
+//! Limits are written `LIMIT CAST($n AS BIGINT)`: SQLite plans a bare `LIMIT $n` with the
+//! bound value, so every new binding expires the prepared statement and each execution is
+//! parsed and planned again (a test in `tests/db.rs` keeps it so).
 
 use std::borrow::Cow;
 use std::str::FromStr;

@@ -1,7 +1,10 @@
-//! Which database errors a caller may retry, seen on the real server (`DATABASE_URL`).
+//! Which database errors a caller may retry, seen on the real server (`DATABASE_URL`), and
+//! how the services' SQL must be written.
 #![allow(clippy::unwrap_used)]
 
 mod common;
+
+use std::path::Path;
 
 use tailor_kit::db::is_transient;
 use tailor_kit::testing::{TestDb, init_for_tests};
@@ -39,4 +42,45 @@ async fn a_deadlock_victim_may_retry_and_a_missing_row_may_not() {
         .or(second.err())
         .expect("PostgreSQL aborts one of them");
     assert!(is_transient(&victim), "{victim}");
+}
+
+/// SQLite plans a bare `LIMIT $n` with the value bound, which makes every binding expire the
+/// prepared statement: each execution is parsed and planned again (4 % of `serve all`'s CPU
+/// under the session mix, `docs/performance.md`). `LIMIT CAST($n AS BIGINT)` is planned once.
+#[test]
+fn no_statement_is_limited_by_a_bare_parameter() {
+    fn visit(dir: &Path, found: &mut Vec<String>, files: &mut usize) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                visit(&path, found, files);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                *files += 1;
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    let code = !line.trim_start().starts_with("//");
+                    if code && (line.contains("LIMIT $") || line.contains("OFFSET $")) {
+                        found.push(format!("{}:{}", path.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let (mut found, mut files) = (Vec::new(), 0);
+    for krate in std::fs::read_dir(crates).unwrap() {
+        let src = krate.unwrap().path().join("src");
+        if src.is_dir() {
+            visit(&src, &mut found, &mut files);
+        }
+    }
+    assert!(
+        files > 100,
+        "only {files} source files under {}",
+        crates.display()
+    );
+    assert!(
+        found.is_empty(),
+        "write LIMIT CAST($n AS BIGINT) at {found:?}"
+    );
 }

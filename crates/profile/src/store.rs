@@ -409,7 +409,7 @@ impl Store {
     #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "scan_profiles"))]
     pub async fn scan_profiles(&self, after: &str, limit: usize) -> Result<Vec<ProfileRecord>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {PROFILE_COLUMNS} FROM user_profile WHERE user_id > $1 ORDER BY user_id LIMIT $2"
+            "SELECT {PROFILE_COLUMNS} FROM user_profile WHERE user_id > $1 ORDER BY user_id LIMIT CAST($2 AS BIGINT)"
         )))
         .bind(after)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -434,7 +434,7 @@ impl Store {
                (lifecycle = 'new' AND first_seen_at < $1) \
                OR (lifecycle IN ('new', 'active') AND last_event_at < $2) \
                OR (lifecycle IN ('new', 'active', 'at_risk') AND last_event_at < $3)) \
-             ORDER BY user_id LIMIT $4",
+             ORDER BY user_id LIMIT CAST($4 AS BIGINT)",
         )
         .bind(now - i64::from(new_days) * DAY)
         .bind(now - i64::from(active_days) * DAY)
@@ -591,7 +591,7 @@ impl Store {
     ) -> Result<Vec<StoredEvent>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {EVENT_COLUMNS} FROM behavior_event WHERE user_id = $1 AND event_id > $2 \
-             ORDER BY event_id LIMIT $3"
+             ORDER BY event_id LIMIT CAST($3 AS BIGINT)"
         )))
         .bind(user_id)
         .bind(after)

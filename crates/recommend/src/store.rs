@@ -238,7 +238,7 @@ impl Store {
              FROM (SELECT 1 AS one) o \
              LEFT JOIN user_consent c ON c.user_id = $1 \
              LEFT JOIN (SELECT item_id, kind, weight, occurred_at FROM interaction \
-                        WHERE user_id = $1 ORDER BY occurred_at DESC LIMIT $2) h \
+                        WHERE user_id = $1 ORDER BY occurred_at DESC LIMIT CAST($2 AS BIGINT)) h \
                ON COALESCE(c.personalization_allowed, 1) <> 0 \
              ORDER BY h.occurred_at DESC",
         )
@@ -301,27 +301,18 @@ impl Store {
             .collect()
     }
 
-    /// Records users' regions.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_regions"))]
-    pub async fn save_regions(&self, regions: &[(String, String)]) -> Result<()> {
-        for chunk in regions.chunks(MAX_BIND_PARAMETERS / 2) {
-            let sql = format!(
-                "INSERT INTO user_region (user_id, region) VALUES {} \
-                 ON CONFLICT (user_id) DO UPDATE SET region = excluded.region",
-                values_placeholders(chunk.len(), 2, 1)
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (user, region) in chunk {
-                query = query.bind(user).bind(region);
-            }
-            query.execute(self.db.writer()).await?;
+    /// Exposures and users' regions in one write transaction: the recommend path defers them
+    /// and writes a batch of requests' worth with one commit.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_deferred"))]
+    pub async fn save_deferred(
+        &self,
+        exposures: &[Exposure],
+        regions: &[(String, String)],
+    ) -> Result<()> {
+        if exposures.is_empty() && regions.is_empty() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// Records exposures.
-    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_exposures"))]
-    pub async fn save_exposures(&self, exposures: &[Exposure]) -> Result<()> {
+        let mut tx = self.db.begin_write().await?;
         for chunk in exposures.chunks(MAX_BIND_PARAMETERS / 8) {
             let sql = format!(
                 "INSERT INTO exposure (recommendation_id, user_id, placement, experiment, variant, model_version, items, created_at) \
@@ -340,8 +331,21 @@ impl Store {
                     .bind(e.items.join(&SEPARATOR.to_string()))
                     .bind(e.created_at);
             }
-            query.execute(self.db.writer()).await?;
+            query.execute(&mut *tx).await?;
         }
+        for chunk in regions.chunks(MAX_BIND_PARAMETERS / 2) {
+            let sql = format!(
+                "INSERT INTO user_region (user_id, region) VALUES {} \
+                 ON CONFLICT (user_id) DO UPDATE SET region = excluded.region",
+                values_placeholders(chunk.len(), 2, 1)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (user, region) in chunk {
+                query = query.bind(user).bind(region);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -369,7 +373,7 @@ impl Store {
         .await?;
         sqlx::query(
             "DELETE FROM model_version WHERE version NOT IN \
-             (SELECT version FROM model_version ORDER BY created_at DESC LIMIT $1)",
+             (SELECT version FROM model_version ORDER BY created_at DESC LIMIT CAST($1 AS BIGINT))",
         )
         .bind(i64::try_from(keep).unwrap_or(5))
         .execute(&mut *tx)
@@ -408,7 +412,7 @@ impl Store {
     pub async fn models(&self, after: Option<Micros>, limit: usize) -> Result<Vec<ModelRow>> {
         let rows = sqlx::query(
             "SELECT version, created_at, active, metrics, interactions, users, items, train_seconds \
-             FROM model_version WHERE created_at < $1 ORDER BY created_at DESC LIMIT $2",
+             FROM model_version WHERE created_at < $1 ORDER BY created_at DESC LIMIT CAST($2 AS BIGINT)",
         )
         .bind(after.unwrap_or(i64::MAX))
         .bind(i64::try_from(limit).unwrap_or(100))
@@ -491,7 +495,7 @@ impl Store {
     ) -> Result<Vec<NewInteraction>> {
         let rows = sqlx::query(
             "SELECT event_id, item_id, kind, weight, occurred_at FROM interaction \
-             WHERE user_id = $1 AND event_id > $2 ORDER BY event_id LIMIT $3",
+             WHERE user_id = $1 AND event_id > $2 ORDER BY event_id LIMIT CAST($3 AS BIGINT)",
         )
         .bind(user_id)
         .bind(after)

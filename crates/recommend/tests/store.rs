@@ -4,7 +4,7 @@
 
 use tailor_kit::testing::TestDb;
 use tailor_recommend::MIGRATIONS;
-use tailor_recommend::store::{NewInteraction, Store};
+use tailor_recommend::store::{Exposure, NewInteraction, Store};
 
 fn touch(user: &str, event: &str, item: &str, at: i64) -> NewInteraction {
     NewInteraction {
@@ -83,5 +83,55 @@ async fn the_user_state_reads_consent_erasure_and_the_newest_history_together() 
         assert!(erased.erased && erased.allowed, "{label}");
         assert!(erased.history.is_empty(), "{label}");
         assert!(!store.user_state("u1", 50).await.unwrap().erased, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn deferred_exposures_and_regions_are_saved_together_and_exported() {
+    for t in TestDb::every_backend(&MIGRATIONS).await.unwrap() {
+        let label = t.label;
+        let store = Store::new(t.db.clone());
+        // More exposures than one statement binds, and a user's region given twice.
+        let exposures: Vec<Exposure> = (0..4_500)
+            .map(|n| Exposure {
+                recommendation_id: format!("r{n}"),
+                user_id: if n % 2 == 0 { "u1" } else { "u2" }.to_owned(),
+                placement: "home".to_owned(),
+                experiment: String::new(),
+                variant: String::new(),
+                model_version: "v1".to_owned(),
+                items: vec!["a".to_owned(), "b".to_owned()],
+                created_at: n,
+            })
+            .collect();
+        let regions = [
+            ("u1".to_owned(), "CN-31".to_owned()),
+            ("u2".to_owned(), "CN-11".to_owned()),
+        ];
+        store.save_deferred(&exposures, &regions).await.unwrap();
+        store
+            .save_deferred(&exposures[..1], &[("u1".to_owned(), "CN-44".to_owned())])
+            .await
+            .unwrap();
+        store.save_deferred(&[], &[]).await.unwrap();
+
+        let (saved, region) = store.user_extras("u1").await.unwrap();
+        assert_eq!(
+            saved.len(),
+            2_250,
+            "{label}: the repeated exposure is stored once"
+        );
+        assert_eq!(saved[0].recommendation_id, "r0", "{label}");
+        assert_eq!(saved[0].items, ["a", "b"], "{label}");
+        assert_eq!(
+            region.as_deref(),
+            Some("CN-44"),
+            "{label}: the newest region"
+        );
+        assert_eq!(
+            store.user_extras("u2").await.unwrap().0.len(),
+            2_250,
+            "{label}"
+        );
     }
 }

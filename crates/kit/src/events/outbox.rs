@@ -131,7 +131,7 @@ impl Relay {
     pub async fn relay_once(&self) -> anyhow::Result<usize> {
         let limit = i64::try_from(self.settings.relay_batch).unwrap_or(500);
         let rows = sqlx::query(
-            "SELECT outbox_id, topic, envelope FROM outbox ORDER BY outbox_id LIMIT $1",
+            "SELECT outbox_id, topic, envelope FROM outbox ORDER BY outbox_id LIMIT CAST($1 AS BIGINT)",
         )
         .bind(limit)
         .fetch_all(self.db.pool())

@@ -601,24 +601,39 @@ impl Recommender {
     }
 }
 
+/// Deferred writes gathered into one transaction: every commit costs SQLite a walk of the
+/// writer's page cache, so a commit per request would cost more than the writes.
+const DEFERRED_BATCH: usize = 1_000;
+/// How long the first deferred write of a batch may wait for company.
+const DEFERRED_LINGER: Duration = Duration::from_millis(100);
+
 /// Writes exposures and regions in batches until `stop`, then flushes what is buffered.
 async fn write_deferred(store: Store, mut rx: mpsc::Receiver<Deferred>, stop: CancellationToken) {
-    let mut buffer = Vec::with_capacity(256);
+    let mut buffer = Vec::with_capacity(DEFERRED_BATCH);
     loop {
         let received = tokio::select! {
-            n = rx.recv_many(&mut buffer, 256) => n,
-            () = stop.cancelled() => {
-                while let Ok(write) = rx.try_recv() {
-                    buffer.push(write);
-                }
-                flush(&store, &mut buffer).await;
-                return;
-            }
+            biased;
+            () = stop.cancelled() => 0,
+            n = rx.recv_many(&mut buffer, DEFERRED_BATCH) => n,
         };
-        if received == 0 {
-            return;
+        if received > 0 {
+            let deadline = tokio::time::Instant::now() + DEFERRED_LINGER;
+            while buffer.len() < DEFERRED_BATCH && !stop.is_cancelled() {
+                let room = DEFERRED_BATCH - buffer.len();
+                match tokio::time::timeout_at(deadline, rx.recv_many(&mut buffer, room)).await {
+                    Ok(n) if n > 0 => {}
+                    _ => break,
+                }
+            }
+            flush(&store, &mut buffer).await;
+            continue;
+        }
+        // Stopping, or every sender is gone: write what is left.
+        while let Ok(write) = rx.try_recv() {
+            buffer.push(write);
         }
         flush(&store, &mut buffer).await;
+        return;
     }
 }
 
@@ -633,12 +648,14 @@ async fn flush(store: &Store, buffer: &mut Vec<Deferred>) {
             }
         }
     }
-    if let Err(err) = store.save_exposures(&exposures).await {
-        tracing::warn!(error = %err, count = exposures.len(), "saving exposures failed");
-    }
     let regions: Vec<(String, String)> = regions.into_iter().collect();
-    if let Err(err) = store.save_regions(&regions).await {
-        tracing::warn!(error = %err, "saving regions failed");
+    if let Err(err) = store.save_deferred(&exposures, &regions).await {
+        tracing::warn!(
+            error = %err,
+            exposures = exposures.len(),
+            regions = regions.len(),
+            "saving exposures and regions failed"
+        );
     }
 }
 
