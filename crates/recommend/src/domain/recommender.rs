@@ -616,24 +616,23 @@ async fn write_deferred(store: Store, mut rx: mpsc::Receiver<Deferred>, stop: Ca
             () = stop.cancelled() => 0,
             n = rx.recv_many(&mut buffer, DEFERRED_BATCH) => n,
         };
-        if received > 0 {
-            let deadline = tokio::time::Instant::now() + DEFERRED_LINGER;
-            while buffer.len() < DEFERRED_BATCH && !stop.is_cancelled() {
-                let room = DEFERRED_BATCH - buffer.len();
-                match tokio::time::timeout_at(deadline, rx.recv_many(&mut buffer, room)).await {
-                    Ok(n) if n > 0 => {}
-                    _ => break,
-                }
+        if received == 0 {
+            // Stopping, or every sender is gone: write what is left.
+            while let Ok(write) = rx.try_recv() {
+                buffer.push(write);
             }
             flush(&store, &mut buffer).await;
-            continue;
+            return;
         }
-        // Stopping, or every sender is gone: write what is left.
-        while let Ok(write) = rx.try_recv() {
-            buffer.push(write);
+        let deadline = tokio::time::Instant::now() + DEFERRED_LINGER;
+        while buffer.len() < DEFERRED_BATCH && !stop.is_cancelled() {
+            let room = DEFERRED_BATCH - buffer.len();
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut buffer, room)).await {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
         }
         flush(&store, &mut buffer).await;
-        return;
     }
 }
 

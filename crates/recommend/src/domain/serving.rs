@@ -346,13 +346,13 @@ fn diversify<'a>(
     page: usize,
     max_share: f64,
 ) -> Vec<(&'a Arc<Item>, f64, &'a str)> {
+    if page == 0 {
+        return Vec::new();
+    }
     let cap = ((page as f64 * max_share).ceil() as usize).max(1);
     let mut per_category: HashMap<&str, usize> = HashMap::new();
     let mut out = Vec::with_capacity(page);
     let mut held = Vec::new();
-    if page == 0 {
-        return out;
-    }
     for entry in ranked {
         let n = per_category.entry(entry.0.top_category()).or_default();
         if *n < cap {
