@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use prost::Message as _;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row as _, Transaction};
-use tailor_kit::db::{Db, MAX_BIND_PARAMETERS, list_placeholders};
+use tailor_kit::db::{Db, MAX_BIND_PARAMETERS};
 use tailor_kit::time::{DAY, Micros};
 
 use crate::domain::analytics::FunnelRow;
@@ -455,16 +455,20 @@ impl Store {
         kinds: &[BehaviorKind],
         category: Option<&str>,
     ) -> Result<Vec<FunnelRow>> {
-        let kind_list = list_placeholders(kinds.len(), 3);
+        let backend = self.db.backend();
         let mut sql = format!(
             "SELECT user_id, item_id, kind, category FROM behavior_event \
-             WHERE occurred_at >= $1 AND occurred_at < $2 AND item_id IS NOT NULL AND kind IN ({kind_list})"
+             WHERE occurred_at >= {} AND occurred_at < {} AND item_id IS NOT NULL AND kind IN ({})",
+            backend.placeholder(1),
+            backend.placeholder(2),
+            backend.list_placeholders(kinds.len(), 3),
         );
         let next = 3 + kinds.len();
         if category.is_some() {
             sql.push_str(&format!(
-                " AND (category = ${next} OR category LIKE ${})",
-                next + 1
+                " AND (category = {} OR category LIKE {})",
+                backend.placeholder(next),
+                backend.placeholder(next + 1)
             ));
         }
         sql.push_str(" ORDER BY user_id, item_id, occurred_at, kind");

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row as _, Transaction};
-use tailor_kit::db::{Db, MAX_BIND_PARAMETERS, list_placeholders, values_placeholders};
+use tailor_kit::db::{Db, MAX_BIND_PARAMETERS};
 use tailor_kit::time::Micros;
 
 use crate::domain::Touch;
@@ -129,7 +129,9 @@ impl Store {
                  price_minor = excluded.price_minor, currency = excluded.currency, \
                  available = excluded.available, stock = excluded.stock, embedding = excluded.embedding, \
                  image_url = excluded.image_url, deleted = 0, updated_at = excluded.updated_at",
-                values_placeholders(chunk.len(), ITEM_COLUMN_COUNT, 1)
+                self.db
+                    .backend()
+                    .values_placeholders(chunk.len(), ITEM_COLUMN_COUNT, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for item in chunk {
@@ -166,8 +168,9 @@ impl Store {
         let mut deleted = 0;
         for chunk in ids.chunks(MAX_BIND_PARAMETERS - 1) {
             let sql = format!(
-                "UPDATE item SET deleted = 1, updated_at = $1 WHERE deleted = 0 AND item_id IN ({})",
-                list_placeholders(chunk.len(), 2)
+                "UPDATE item SET deleted = 1, updated_at = {} WHERE deleted = 0 AND item_id IN ({})",
+                self.db.backend().placeholder(1),
+                self.db.backend().list_placeholders(chunk.len(), 2)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
             for id in chunk {
@@ -208,7 +211,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO interaction (user_id, event_id, item_id, kind, weight, occurred_at) VALUES {} \
                  ON CONFLICT (user_id, event_id) DO NOTHING",
-                values_placeholders(chunk.len(), 6, 1)
+                self.db.backend().values_placeholders(chunk.len(), 6, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for r in chunk {
@@ -317,7 +320,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO exposure (recommendation_id, user_id, placement, experiment, variant, model_version, items, created_at) \
                  VALUES {} ON CONFLICT (recommendation_id) DO NOTHING",
-                values_placeholders(chunk.len(), 8, 1)
+                self.db.backend().values_placeholders(chunk.len(), 8, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for e in chunk {
@@ -337,7 +340,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO user_region (user_id, region) VALUES {} \
                  ON CONFLICT (user_id) DO UPDATE SET region = excluded.region",
-                values_placeholders(chunk.len(), 2, 1)
+                self.db.backend().values_placeholders(chunk.len(), 2, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (user, region) in chunk {
