@@ -40,11 +40,6 @@ impl InterestDimension {
         }
     }
 
-    /// The map key of `key` in this dimension.
-    pub fn map_key(self, key: &str) -> String {
-        format!("{}{key}", self.prefix())
-    }
-
     fn parse(map_key: &str) -> Option<(Self, &str)> {
         Self::ALL
             .into_iter()
@@ -273,11 +268,21 @@ impl ProfileState {
     fn add_interests(&mut self, event: &BehaviorEvent, weight: f64, settings: &ModelSettings) {
         let half_life = micros(settings.interest_half_life);
         let t = event.occurred_at;
+        // One key buffer for the event: most keys are already in the map, and looking them
+        // up by a fresh `String` each would allocate once per interest per event.
+        let mut map_key = String::new();
         let mut add = |dimension: InterestDimension, key: &str| {
-            self.interests
-                .entry(dimension.map_key(key))
-                .or_default()
-                .add(weight, t, half_life);
+            map_key.clear();
+            map_key.push_str(dimension.prefix());
+            map_key.push_str(key);
+            match self.interests.get_mut(map_key.as_str()) {
+                Some(decayed) => decayed.add(weight, t, half_life),
+                None => {
+                    let mut decayed = Decayed::default();
+                    decayed.add(weight, t, half_life);
+                    self.interests.insert(map_key.clone(), decayed);
+                }
+            }
         };
         if let Some(category) = &event.category {
             for prefix in category_prefixes(category) {
@@ -293,13 +298,21 @@ impl ProfileState {
         // Forget the weakest interests once a dimension holds a quarter more than allowed,
         // so pruning is amortised rather than run on every event.
         let limit = settings.max_interests_per_dimension;
-        for dimension in InterestDimension::ALL {
-            let count = self
-                .interests
-                .keys()
-                .filter(|k| k.starts_with(dimension.prefix()))
-                .count();
-            if count > limit + limit / 4 {
+        let most = limit + limit / 4;
+        if self.interests.len() <= most {
+            return; // no dimension can be over
+        }
+        let mut counts = [0; InterestDimension::ALL.len()];
+        for key in self.interests.keys() {
+            if let Some(i) = InterestDimension::ALL
+                .iter()
+                .position(|d| key.starts_with(d.prefix()))
+            {
+                counts[i] += 1;
+            }
+        }
+        for (dimension, count) in InterestDimension::ALL.into_iter().zip(counts) {
+            if count > most {
                 let mut entries: Vec<(String, f64)> = self
                     .interests
                     .iter()
