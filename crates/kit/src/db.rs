@@ -80,6 +80,20 @@ impl Backend {
         }
     }
 
+    /// `INSERT INTO`, for a statement of a transaction that is rolled back whole when the
+    /// statement fails. On SQLite it reads `INSERT OR FAIL INTO`: a failing statement then
+    /// stops without undoing its own earlier rows, which spares SQLite the statement journal
+    /// it otherwise keeps to undo them (a copy of every page the statement changes); the
+    /// transaction's rollback undoes them anyway. Conflicts an `ON CONFLICT` clause handles
+    /// are unaffected. (An upsert's `DO UPDATE` part still keeps one: the profile writer's
+    /// event insert stopped journaling, its profile upsert did not.)
+    pub fn insert_into(self) -> &'static str {
+        match self {
+            Self::Postgres => "INSERT INTO",
+            Self::Sqlite => "INSERT OR FAIL INTO",
+        }
+    }
+
     /// The backend a URL selects.
     pub fn of_url(url: &str) -> Result<Self, String> {
         if url.starts_with("sqlite:") {

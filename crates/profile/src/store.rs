@@ -79,12 +79,12 @@ impl Store {
     ) -> Result<HashSet<(String, String)>> {
         let mut inserted = HashSet::with_capacity(events.len());
         for chunk in events.chunks(MAX_BIND_PARAMETERS / EVENT_COLUMN_COUNT) {
+            let backend = self.db.backend();
             let sql = format!(
-                "INSERT INTO behavior_event ({EVENT_COLUMNS}) VALUES {} \
+                "{} behavior_event ({EVENT_COLUMNS}) VALUES {} \
                  ON CONFLICT (user_id, event_id) DO NOTHING RETURNING user_id, event_id",
-                self.db
-                    .backend()
-                    .values_placeholders(chunk.len(), EVENT_COLUMN_COUNT, 1)
+                backend.insert_into(),
+                backend.values_placeholders(chunk.len(), EVENT_COLUMN_COUNT, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for e in chunk {
@@ -185,17 +185,17 @@ impl Store {
     ) -> Result<()> {
         const COLUMNS: usize = 7;
         for chunk in records.chunks(MAX_BIND_PARAMETERS / COLUMNS) {
+            let backend = self.db.backend();
             let sql = format!(
-                "INSERT INTO user_profile \
+                "{} user_profile \
                  (user_id, state, lifecycle, first_seen_at, last_event_at, updated_at, revision) \
                  VALUES {} ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, \
                  lifecycle = excluded.lifecycle, first_seen_at = excluded.first_seen_at, \
                  last_event_at = excluded.last_event_at, updated_at = excluded.updated_at, \
                  revision = excluded.revision \
                  WHERE user_profile.revision = excluded.revision - 1",
-                self.db
-                    .backend()
-                    .values_placeholders(chunk.len(), COLUMNS, 1)
+                backend.insert_into(),
+                backend.values_placeholders(chunk.len(), COLUMNS, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for record in chunk {
@@ -268,11 +268,13 @@ impl Store {
         if deltas.is_empty() {
             return Ok(());
         }
+        let backend = self.db.backend();
         let sql = format!(
-            "INSERT INTO category_price (category, purchases, price_sum_minor) VALUES {} \
+            "{} category_price (category, purchases, price_sum_minor) VALUES {} \
              ON CONFLICT (category) DO UPDATE SET purchases = category_price.purchases + excluded.purchases, \
              price_sum_minor = category_price.price_sum_minor + excluded.price_sum_minor",
-            self.db.backend().values_placeholders(deltas.len(), 3, 1)
+            backend.insert_into(),
+            backend.values_placeholders(deltas.len(), 3, 1)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (category, n, sum) in deltas {
@@ -290,14 +292,16 @@ impl Store {
         deltas: &[(String, SentimentDelta)],
     ) -> Result<()> {
         for chunk in deltas.chunks(MAX_BIND_PARAMETERS / 6) {
+            let backend = self.db.backend();
             let sql = format!(
-                "INSERT INTO item_sentiment (item_id, reviews, polarity_sum, positive, negative, rating_sum) \
+                "{} item_sentiment (item_id, reviews, polarity_sum, positive, negative, rating_sum) \
                  VALUES {} ON CONFLICT (item_id) DO UPDATE SET reviews = item_sentiment.reviews + excluded.reviews, \
                  polarity_sum = item_sentiment.polarity_sum + excluded.polarity_sum, \
                  positive = item_sentiment.positive + excluded.positive, \
                  negative = item_sentiment.negative + excluded.negative, \
                  rating_sum = item_sentiment.rating_sum + excluded.rating_sum",
-                self.db.backend().values_placeholders(chunk.len(), 6, 1)
+                backend.insert_into(),
+                backend.values_placeholders(chunk.len(), 6, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (item, d) in chunk {
