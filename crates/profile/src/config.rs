@@ -60,7 +60,8 @@ pub struct IngestSettings {
     /// (SQLite has one writer).
     pub writers: usize,
     /// Memory for the decoded profiles the writer keeps between groups, in MiB of their
-    /// encoded size (decoded they take a few times more); 0 reads every profile it folds.
+    /// encoded size, estimated from lengths (decoded they take a few times more); 0 reads
+    /// every profile it folds.
     pub kept_profiles_mib: u64,
     /// Events further in the future than this are refused (client clocks drift a little).
     #[serde(with = "humantime_serde")]
