@@ -159,10 +159,10 @@ impl KeptProfiles {
     fn keep(&self, record: ProfileRecord) {
         let weight = approx_encoded_len(&record);
         let mut map = self.map();
+        map.remove(&record.user_id);
         if weight > map.max_bytes {
             return;
         }
-        map.remove(&record.user_id);
         map.bytes += weight;
         map.profiles
             .insert(record.user_id.clone(), (record, weight));
