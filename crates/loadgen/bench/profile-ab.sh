@@ -14,39 +14,26 @@ BEFORE=$1 AFTER=$2
 OUT=${OUT:-$(mktemp -d /tmp/tailor-profile-ab.XXXXXX)}
 RATES=${RATES:-12 16 20 24}
 DURATION=${DURATION:-15s}
+PG=${PG:-postgres://postgres@127.0.0.1:5432}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PORT=${PORT:-50151}
-THREADS=${THREADS:-$(nproc)}
+SERVER_THREADS=${SERVER_THREADS:-$(nproc)}
+CLIENT_THREADS=${CLIENT_THREADS:-$(nproc)}
 mkdir -p "$OUT"
 
-server_pid=
-stop_server() {
-  if [[ -n $server_pid ]]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-  fi
-}
-trap stop_server EXIT
+# say, run, start_server, stop_server, loadgen, database.
+source crates/loadgen/bench/profile-server.sh
 
 # measure BINARY LABEL RATE
 measure() {
-  local bin=$1 label=$2 rate=$3 dir=$OUT/db-$2-$3
-  rm -rf "$dir" && mkdir -p "$dir"
-  env TOKIO_WORKER_THREADS="$THREADS" RUST_LOG=warn \
-    TAILOR_PROFILE__DATABASE__URL="sqlite://$dir/profile.db" \
-    TAILOR_PROFILE__SERVER__LISTEN="127.0.0.1:$PORT" \
-    "$bin" serve profile >"$OUT/server-$label-$rate.log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 1 100); do
-    "$bin" health --addr "127.0.0.1:$PORT" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  env TOKIO_WORKER_THREADS="$THREADS" "$bin" loadgen crates/loadgen/scenarios/profile-ingest.toml \
-    --rate "$rate" --duration "$DURATION" --target "profile=http://127.0.0.1:$PORT" --quiet \
-    --json "$OUT/$label-$rate.json" >"$OUT/$label-$rate.txt" 2>&1 || true
+  local name=$2-$3
+  TAILOR=$1
+  start_server "$name" "$(database "$name" sqlite)"
+  loadgen crates/loadgen/scenarios/profile-ingest.toml --rate "$3" --duration "$DURATION" \
+    --quiet --json "$OUT/$name.json" >"$OUT/$name.txt" 2>&1 || true
   stop_server
-  printf '%-7s %3s calls/s: ' "$label" "$rate"
-  grep -A1 '^  load ' "$OUT/$label-$rate.txt" | tail -1 | sed 's/^ *//'
+  printf '%-7s %3s calls/s: ' "$2" "$3"
+  grep -A1 '^  load ' "$OUT/$name.txt" | tail -1 | sed 's/^ *//'
 }
 
 echo "columns: load, req/s, events/s, p50, p90, p99, p99.9, max (ms), errors, sustained"
