@@ -303,13 +303,12 @@ impl ProfileState {
             return; // no dimension can be over
         }
         let mut counts = [0; InterestDimension::ALL.len()];
-        for key in self.interests.keys() {
-            if let Some(i) = InterestDimension::ALL
-                .iter()
-                .position(|d| key.starts_with(d.prefix()))
-            {
-                counts[i] += 1;
-            }
+        for (dimension, _) in self
+            .interests
+            .keys()
+            .filter_map(|k| InterestDimension::parse(k))
+        {
+            counts[dimension as usize] += 1;
         }
         for (dimension, count) in InterestDimension::ALL.into_iter().zip(counts) {
             if count > most {
