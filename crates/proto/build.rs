@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 fn main() -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not baked in when it is compiled: Cargo reuses a compiled
+    // build script across checkouts that share a target directory.
+    let root = Path::new(&std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let root = root.canonicalize()?;
     let mut files = Vec::new();
     collect_protos(&root, &mut files)?;
