@@ -84,3 +84,48 @@ fn no_statement_is_limited_by_a_bare_parameter() {
         "write LIMIT CAST($n AS BIGINT) at {found:?}"
     );
 }
+
+/// SQLite's write-ahead log is copied back off the writer's path, and the log still starts
+/// over under writes that never pause: without the checkpoints behind, the writer's backstop
+/// (160 MB) would let this test's 8 MB pile up in the log.
+#[tokio::test]
+async fn the_wal_is_checkpointed_behind_the_writer_and_starts_over() {
+    use std::time::Duration;
+    use tailor_kit::db::{DatabaseSettings, Db};
+
+    init_for_tests();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let settings = DatabaseSettings {
+        sqlite_checkpoint_interval: Duration::from_millis(20),
+        ..DatabaseSettings::sqlite(&path.display().to_string())
+    };
+    let db = Db::connect(&settings).await.unwrap();
+    sqlx::query("CREATE TABLE page (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        .execute(db.writer())
+        .await
+        .unwrap();
+    // 200 transactions of ten 4 KB rows, each rewriting the same rows: 8 MB through the log.
+    let body = vec![7u8; 4000];
+    let wal = dir.path().join("wal.db-wal");
+    let mut largest = 0;
+    for round in 0..200 {
+        let mut tx = db.begin_write().await.unwrap();
+        for id in 0..10 {
+            sqlx::query("INSERT OR REPLACE INTO page (id, body) VALUES ($1, $2)")
+                .bind(id * 1000 + round % 50)
+                .bind(&body)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        largest = largest.max(std::fs::metadata(&wal).unwrap().len());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        largest < 4_000_000,
+        "the log grew to {largest} bytes: it never started over"
+    );
+    db.close().await;
+}
