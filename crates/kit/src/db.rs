@@ -222,10 +222,11 @@ impl Db {
         // across process crashes in WAL mode. A large page cache (`sqlite_cache_mib`; SQLite's
         // default is 2 MiB) keeps a write transaction's pages in memory instead of spilling
         // them to the WAL mid-transaction and re-reading index pages from the file.
-        // Checkpoints copy the WAL back into the file; done by the writer itself (SQLite's
-        // automatic checkpoint after a commit), every 10,000 pages (default 1,000) copies a
-        // page rewritten by many commits back once rather than at nearly every commit. With
-        // `checkpoint_behind` running, the automatic one is only a backstop. Statement
+        // Checkpoints (copying the WAL back into the file) run behind the writer
+        // (`checkpoint_behind`); SQLite's automatic one, inside the writer's commits, is then
+        // only a backstop. Without them (interval 0) the writer checkpoints every 10,000
+        // pages (default 1,000): a page rewritten by many commits is copied back once rather
+        // than at nearly every commit. Statement
         // journals (every multi-row insert inside a transaction opens one) stay in memory
         // instead of a temporary file.
         let checkpoint_every = settings.sqlite_checkpoint_interval;
