@@ -123,8 +123,10 @@ pub struct DatabaseSettings {
     /// SQLite: how much of the file is read through a memory map, MiB (0: none).
     pub sqlite_mmap_mib: u32,
     /// SQLite: how often the write-ahead log is copied back into the database file off the
-    /// writer's path (see [`checkpoint_behind`]); 0 leaves it to the writer, inside its
-    /// commits, every 10,000 pages.
+    /// writer's path (`checkpoint_behind` in this module). 0, the default, leaves it to the
+    /// writer, inside its commits, every 10,000 pages: behind the writer it pays where one
+    /// writer is the bottleneck (a profile service of its own) and cost `serve all`'s
+    /// session mix more than it gave (docs/performance.md).
     #[serde(with = "humantime_serde")]
     pub sqlite_checkpoint_interval: Duration,
 }
@@ -162,7 +164,7 @@ impl Default for DatabaseSettings {
             acquire_timeout: Duration::from_secs(5),
             sqlite_cache_mib: 64,
             sqlite_mmap_mib: 0,
-            sqlite_checkpoint_interval: Duration::from_secs(1),
+            sqlite_checkpoint_interval: Duration::ZERO,
         }
     }
 }
@@ -207,7 +209,8 @@ pub struct Db {
 }
 
 impl Db {
-    /// Connects (retrying briefly, so a database that starts alongside us is waited for).
+    /// Connects (retrying briefly, so a database that starts alongside us is waited for). On
+    /// SQLite it also starts `checkpoint_behind` on the current Tokio runtime.
     pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
         install_drivers();
         let url = settings.url.expose_secret();
@@ -224,16 +227,14 @@ impl Db {
         // them to the WAL mid-transaction and re-reading index pages from the file.
         // Checkpoints (copying the WAL back into the file) run behind the writer
         // (`checkpoint_behind`); SQLite's automatic one, inside the writer's commits, is then
-        // only a backstop. Without them (interval 0) the writer checkpoints every 10,000
-        // pages (default 1,000): a page rewritten by many commits is copied back once rather
-        // than at nearly every commit. Statement
-        // journals (every multi-row insert inside a transaction opens one) stay in memory
-        // instead of a temporary file.
+        // only a backstop. Without them (interval 0) the writer checkpoints every
+        // `WRITER_CHECKPOINT_PAGES`. Statement journals (every multi-row insert inside a
+        // transaction opens one) stay in memory instead of a temporary file.
         let checkpoint_every = settings.sqlite_checkpoint_interval;
         let autocheckpoint = if checkpoint_every.is_zero() {
-            10_000
+            WRITER_CHECKPOINT_PAGES
         } else {
-            BACKSTOP_CHECKPOINT_PAGES
+            4 * WRITER_CHECKPOINT_PAGES
         };
         let pragmas = (backend == Backend::Sqlite).then(|| {
             format!(
@@ -373,9 +374,10 @@ impl Db {
     }
 }
 
-/// The writer's own automatic checkpoint while [`checkpoint_behind`] runs: only if that fell
-/// far behind (4× the size at which the writer would otherwise checkpoint).
-const BACKSTOP_CHECKPOINT_PAGES: u32 = 40_000;
+/// Log pages after which the writer checkpoints itself when nothing runs behind it (SQLite's
+/// default is 1,000): a page rewritten by many commits is copied back once rather than at
+/// nearly every commit. With [`checkpoint_behind`] running, four times as many: a backstop.
+const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
 
 /// Copies SQLite's write-ahead log back into the database file every `every`, off the
 /// writer's path: a checkpoint inside the writer's commit took 14 % of the profile writer's
