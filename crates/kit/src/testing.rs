@@ -73,9 +73,18 @@ impl std::fmt::Debug for TestDb {
 impl TestDb {
     /// A new SQLite file, migrated.
     pub async fn sqlite(migrations: &Migrations) -> anyhow::Result<Self> {
+        Self::sqlite_with(migrations, |_| {}).await
+    }
+
+    /// A new SQLite file, migrated, connected with the settings `configure` leaves.
+    pub async fn sqlite_with(
+        migrations: &Migrations,
+        configure: impl FnOnce(&mut DatabaseSettings),
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("test.db");
-        let settings = DatabaseSettings::sqlite(&path.display().to_string());
+        let mut settings = DatabaseSettings::sqlite(&path.display().to_string());
+        configure(&mut settings);
         let db = Db::connect(&settings).await?;
         db.migrate(migrations).await?;
         Ok(Self {

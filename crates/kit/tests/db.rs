@@ -91,8 +91,8 @@ fn no_statement_is_limited_by_a_bare_parameter() {
 /// 24 MB pile up in the log).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wal_is_checkpointed_behind_the_writer_and_starts_over() {
+    use secrecy::ExposeSecret as _;
     use std::time::Duration;
-    use tailor_kit::db::{DatabaseSettings, Db};
 
     /// The log header's checkpoint sequence number: SQLite adds one each time the log
     /// starts over (file format, "WAL File Format").
@@ -102,19 +102,20 @@ async fn the_wal_is_checkpointed_behind_the_writer_and_starts_over() {
     }
 
     init_for_tests();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wal.db");
-    let settings = DatabaseSettings {
-        sqlite_checkpoint_interval: Duration::from_millis(20),
-        ..DatabaseSettings::sqlite(&path.display().to_string())
-    };
-    let db = Db::connect(&settings).await.unwrap();
+    let test = TestDb::sqlite_with(&common::MIGRATIONS, |settings| {
+        settings.sqlite_checkpoint_interval = Duration::from_millis(20);
+    })
+    .await
+    .unwrap();
+    let db = &test.db;
     sqlx::query("CREATE TABLE page (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
         .execute(db.writer())
         .await
         .unwrap();
-    let wal = dir.path().join("wal.db-wal");
-    let before = restarts(&wal);
+    let url = test.settings.url.expose_secret();
+    let wal = format!("{}-wal", url.strip_prefix("sqlite://").unwrap());
+    let wal = Path::new(&wal);
+    let before = restarts(wal);
     // 600 transactions of ten 4 KB rows, back to back: 24 MB through the log.
     let body = vec![7u8; 4000];
     for round in 0..600 {
@@ -129,7 +130,7 @@ async fn the_wal_is_checkpointed_behind_the_writer_and_starts_over() {
         }
         tx.commit().await.unwrap();
     }
-    let started_over = restarts(&wal) - before;
+    let started_over = restarts(wal) - before;
     // How often depends on the machine's load; never is the failure.
     assert!(
         started_over >= 3,

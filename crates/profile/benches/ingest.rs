@@ -16,8 +16,8 @@ use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use rand_distr::{Distribution as _, Zipf};
 use tailor_kit::cache::Cache;
-use tailor_kit::db::{DatabaseSettings, Db};
 use tailor_kit::events::outbox::RelayWaker;
+use tailor_kit::testing::TestDb;
 use tailor_kit::time::{SECOND, now_micros};
 use tailor_profile::MIGRATIONS;
 use tailor_profile::Settings;
@@ -131,28 +131,23 @@ impl Events {
 /// `1s` checkpoints behind the writer (see `crates/kit/src/db.rs`).
 const CHECKPOINT_INTERVAL: &str = "TAILOR_PROFILE__DATABASE__SQLITE_CHECKPOINT_INTERVAL";
 
-/// A migrated SQLite file in `dir`.
-async fn database(dir: &std::path::Path) -> anyhow::Result<Db> {
-    let mut settings = DatabaseSettings::sqlite(&dir.join("bench.db").display().to_string());
-    if let Ok(every) = std::env::var(CHECKPOINT_INTERVAL) {
-        settings.sqlite_checkpoint_interval = humantime::parse_duration(&every)?;
-    }
-    let db = Db::connect(&settings).await?;
-    db.migrate(&MIGRATIONS).await?;
-    Ok(db)
-}
-
 fn ingest(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime");
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    let checkpoint_interval = std::env::var(CHECKPOINT_INTERVAL).ok().map(|every| {
+        humantime::parse_duration(&every).expect("a duration such as 1s in the variable")
+    });
     let db = runtime
-        .block_on(database(dir.path()))
+        .block_on(TestDb::sqlite_with(&MIGRATIONS, |settings| {
+            if let Some(every) = checkpoint_interval {
+                settings.sqlite_checkpoint_interval = every;
+            }
+        }))
         .expect("a migrated SQLite database");
     let settings = Arc::new(Settings::default());
     let profiles = runtime.block_on(async {
         let cache = Cache::new(None, "profile:record", Duration::from_secs(60), 100_000);
         Profiles::new(
-            Store::new(db.clone()),
+            Store::new(db.db.clone()),
             cache,
             settings,
             RelayWaker::default(),
