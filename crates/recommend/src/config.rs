@@ -78,10 +78,15 @@ pub struct ServingSettings {
     pub max_category_share: f64,
     /// Recent interactions used as the user's history.
     pub history_length: usize,
-    /// How long a user's history is reused between requests. Bounds how stale it can be on a
-    /// replica that did not consume the user's latest event.
+    /// How long a user's history is reused between requests when the bus is shared (Redis):
+    /// bounds how stale it can be on a replica that did not consume the user's latest event.
     #[serde(with = "humantime_serde")]
     pub history_ttl: Duration,
+    /// The same with the in-process bus, where this one process consumes every event and
+    /// forgets the user's history at once: only changes made behind its back (`tailor
+    /// import` into the same database) wait for it.
+    #[serde(with = "humantime_serde")]
+    pub history_ttl_in_process: Duration,
 }
 
 impl Default for ServingSettings {
@@ -106,6 +111,7 @@ impl Default for ServingSettings {
             max_category_share: 0.5,
             history_length: 50,
             history_ttl: Duration::from_millis(300),
+            history_ttl_in_process: Duration::from_secs(60),
         }
     }
 }
@@ -125,6 +131,18 @@ impl Validate for ServingSettings {
             0.05..=1.0,
         )?;
         check_range(prefix, "history_length", self.history_length, 1..=1_000)?;
+        for (name, ttl) in [
+            ("history_ttl", self.history_ttl),
+            ("history_ttl_in_process", self.history_ttl_in_process),
+        ] {
+            // A day is far past any use; the cache cannot take lifetimes of centuries.
+            if ttl > Duration::from_secs(86_400) {
+                return Err(ConfigError::invalid(
+                    key(prefix, name),
+                    "must be at most 1d",
+                ));
+            }
+        }
         for (name, blend) in [
             ("home", &self.home),
             ("product_page", &self.product_page),
@@ -312,5 +330,22 @@ impl Validate for ExperimentSettings {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_lifetimes_are_bounded() {
+        let mut settings = Settings::default();
+        assert!(settings.validate("recommend").is_ok());
+        settings.serving.history_ttl_in_process = Duration::from_secs(86_401);
+        let err = settings.validate("recommend").unwrap_err().to_string();
+        assert!(
+            err.contains("recommend.serving.history_ttl_in_process"),
+            "{err}"
+        );
     }
 }

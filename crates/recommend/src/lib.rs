@@ -88,7 +88,7 @@ use tonic::service::interceptor::InterceptedService;
 pub use config::Settings;
 
 use crate::api::{PrivacyApi, RecommendApi};
-use crate::domain::recommender::Recommender;
+use crate::domain::recommender::{EventReach, Recommender};
 use crate::events::{BehaviorConsumer, ConsentConsumer, SERVICE};
 use crate::store::Store;
 
@@ -136,7 +136,12 @@ impl App {
         deps.db.migrate(&MIGRATIONS).await?;
         tailor_text::warm_up();
         let settings = Arc::new(settings);
-        let recommender = Recommender::load(Store::new(deps.db.clone()), settings.clone()).await?;
+        let reach = match deps.bus {
+            Bus::Memory(_) => EventReach::ThisProcess,
+            Bus::Redis(_) => EventReach::SharedBus,
+        };
+        let recommender =
+            Recommender::load(Store::new(deps.db.clone()), settings.clone(), reach).await?;
         Ok(Self {
             settings,
             deps,

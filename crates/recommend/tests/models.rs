@@ -12,7 +12,7 @@ use tailor_kit::time::{SECOND, now_micros};
 use tailor_recommend::Settings;
 use tailor_recommend::domain::Placement;
 use tailor_recommend::domain::catalog::Item;
-use tailor_recommend::domain::recommender::{RecommendInput, Recommender};
+use tailor_recommend::domain::recommender::{EventReach, RecommendInput, Recommender};
 use tailor_recommend::store::{ModelRow, NewInteraction, Store};
 
 fn home(user: &str) -> RecommendInput {
@@ -82,7 +82,7 @@ async fn an_unreadable_active_model_set_is_replaced_by_training_and_serving_goes
     let mut settings = Settings::default();
     settings.training.holdout = false;
     settings.training.catalog_debounce = Duration::from_millis(10);
-    let recommender = Recommender::load(store.clone(), Arc::new(settings))
+    let recommender = Recommender::load(store.clone(), Arc::new(settings), EventReach::SharedBus)
         .await
         .unwrap();
     assert_eq!(recommender.models().version, "none", "{}", test.label);

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use tailor_kit::auth::{AuthSettings, TokenIssuer};
 use tailor_kit::db::Db;
-use tailor_recommend::domain::recommender::Recommender;
+use tailor_recommend::domain::recommender::{EventReach, Recommender};
 use tailor_recommend::store::Store;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -47,7 +47,8 @@ pub async fn train(
     let db = Db::connect(&settings.database).await?;
     db.migrate(&tailor_recommend::MIGRATIONS).await?;
     let store = Store::new(db);
-    let recommender = Recommender::load(store, Arc::new(settings.clone())).await?;
+    let recommender =
+        Recommender::load(store, Arc::new(settings.clone()), EventReach::SharedBus).await?;
     let bar = progress_bar("{spinner} [{elapsed_precise}] {msg}");
     bar.enable_steady_tick(Duration::from_millis(120));
     let row = recommender

@@ -6,11 +6,14 @@
 //! - [`serving`]: blending candidates from several models for a placement, filtering,
 //!   boosting, diversifying and explaining — pure functions.
 //! - [`recommender`]: the use-cases, tying these to the store, the events and hot-swaps.
+//! - [`user_states`]: users' consent and recent history as last read, cached until their
+//!   next event.
 
 pub mod catalog;
 pub mod models;
 pub mod recommender;
 pub mod serving;
+pub mod user_states;
 
 use tailor_kit::time::Micros;
 

@@ -17,6 +17,7 @@ use tokio::sync::{Notify, mpsc};
 use super::catalog::{Catalog, Item, normalise};
 use super::models::{ModelSet, TrainingInput, train};
 use super::serving::{self, Associated, Boost, Recommendation, Request};
+use super::user_states::UserStates;
 use super::{Placement, Touch};
 use crate::config::{Blend, Settings};
 use crate::error::{Error, Result};
@@ -87,7 +88,7 @@ pub struct Recommender {
     catalog: Arc<Catalog>,
     models: Arc<ArcSwap<ModelSet>>,
     settings: Arc<Settings>,
-    users: moka::future::Cache<String, Arc<UserState>>,
+    users: UserStates,
     deferred: mpsc::Sender<Deferred>,
     deferred_rx: Arc<tokio::sync::Mutex<Option<mpsc::Receiver<Deferred>>>>,
     deferred_dropped: Arc<AtomicU64>,
@@ -98,18 +99,29 @@ pub struct Recommender {
     unreadable: Arc<std::sync::Mutex<String>>,
 }
 
+/// Who consumes the events that change a user's history, which decides how long it may be
+/// reused ([`crate::config::ServingSettings::history_ttl`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventReach {
+    /// This process, every one of them (the in-process bus): a change is forgotten at once.
+    ThisProcess,
+    /// Any of the replicas sharing the bus: another one may consume a user's latest event.
+    SharedBus,
+}
+
 impl Recommender {
     /// Loads the catalog and the active model set (an empty set when none was trained yet).
-    pub async fn load(store: Store, settings: Arc<Settings>) -> Result<Self> {
+    pub async fn load(store: Store, settings: Arc<Settings>, reach: EventReach) -> Result<Self> {
         let (deferred, rx) = mpsc::channel(DEFERRED_BUFFER);
+        let history_ttl = match reach {
+            EventReach::ThisProcess => settings.serving.history_ttl_in_process,
+            EventReach::SharedBus => settings.serving.history_ttl,
+        };
         let recommender = Self {
             store,
             catalog: Arc::new(Catalog::default()),
             models: Arc::new(ArcSwap::from_pointee(ModelSet::empty())),
-            users: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(settings.serving.history_ttl)
-                .build(),
+            users: UserStates::new(history_ttl),
             settings,
             deferred,
             deferred_rx: Arc::new(tokio::sync::Mutex::new(Some(rx))),
@@ -226,16 +238,10 @@ impl Recommender {
     }
 
     async fn user_state(&self, user_id: &str) -> Result<Arc<UserState>> {
-        if let Some(state) = self.users.get(user_id).await {
-            return Ok(state);
-        }
-        let state = Arc::new(
-            self.store
-                .user_state(user_id, self.settings.serving.history_length)
-                .await?,
-        );
-        self.users.insert(user_id.to_owned(), state.clone()).await;
-        Ok(state)
+        let limit = self.settings.serving.history_length;
+        self.users
+            .get_or_load(user_id, self.store.user_state(user_id, limit))
+            .await
     }
 
     /// The blend, experiment and variant for `user_id` at `placement`.
@@ -416,7 +422,7 @@ impl Recommender {
     /// request reads it afresh.
     pub async fn forget_users(&self, user_ids: impl IntoIterator<Item = &str>) {
         for user_id in user_ids {
-            self.users.invalidate(user_id).await;
+            self.users.forget(user_id).await;
         }
     }
 
@@ -490,7 +496,7 @@ impl Recommender {
             .await?;
         // One pointer swap: requests in flight finish on the old set, new ones get this one.
         self.models.store(set);
-        self.users.invalidate_all();
+        self.users.forget_all();
         tracing::info!(version = %row.version, interactions = row.interactions, seconds = row.train_seconds, "model set trained and swapped in");
         Ok(row)
     }
@@ -540,7 +546,7 @@ impl Recommender {
             .erase_user(&mut tx, user_id, now_micros())
             .await?;
         tx.commit().await?;
-        self.users.invalidate(user_id).await;
+        self.users.forget(user_id).await;
         if known_to_models {
             self.retrain.notify_one();
         }
