@@ -1,6 +1,6 @@
-//! The cache on both backends: values round-trip and invalidation drops them; an undecodable
-//! Redis entry (written by another release, say) is a miss, not an error. Redis runs when
-//! `REDIS_URL` is set.
+//! The cache on both backends: values round-trip and invalidation drops them; a load that
+//! overlapped an invalidation is not kept; an undecodable Redis entry (written by another
+//! release, say) is a miss, not an error. Redis runs when `REDIS_URL` is set.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -35,6 +35,30 @@ async fn values_round_trip_and_invalidate_on_both_backends() {
             cache.get("b").await.is_some(),
             "{backend}: only `a` was invalidated"
         );
+
+        let old = Timestamp {
+            seconds: 1,
+            nanos: 0,
+        };
+        let overlapped = cache
+            .get_or_load("c", async {
+                // The change commits and invalidates while the old value is being fetched.
+                cache.invalidate(&["c"]).await;
+                Ok::<_, ()>(old)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            *overlapped, old,
+            "{backend}: the caller gets what it fetched"
+        );
+        assert_eq!(cache.get("c").await, None, "{backend}: but it is not kept");
+        let loaded = cache
+            .get_or_load("c", async { Ok::<_, ()>(value) })
+            .await
+            .unwrap();
+        assert_eq!(*loaded, value, "{backend}");
+        assert_eq!(cache.get("c").await.as_deref(), Some(&value), "{backend}");
     }
 
     if let (Some(redis), Some((_, cache))) = (&redis, caches.get(1)) {

@@ -137,17 +137,16 @@ impl Profiles {
 
     /// A user's stored record (from cache when possible); an empty one for unknown users.
     async fn record_of(&self, user_id: &str) -> Result<Arc<ProfileRecord>> {
-        if let Some(record) = self.cache.get(user_id).await {
-            return Ok(record);
-        }
-        let record = Arc::new(
-            self.store
-                .get_profile(user_id)
-                .await?
-                .unwrap_or_else(|| ProfileRecord::new(user_id)),
-        );
-        self.cache.set(user_id, record.clone()).await;
-        Ok(record)
+        self.cache
+            .get_or_load(user_id, async {
+                Ok::<_, Error>(
+                    self.store
+                        .get_profile(user_id)
+                        .await?
+                        .unwrap_or_else(|| ProfileRecord::new(user_id)),
+                )
+            })
+            .await
     }
 
     /// A user's profile as of `now`.

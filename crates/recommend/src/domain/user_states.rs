@@ -4,20 +4,17 @@
 //! A read can race a change: it may fetch the rows from before a commit and land in the cache
 //! after the commit's [`UserStates::forget`]. With a cache lifetime of a few hundred
 //! milliseconds that only delayed freshness a little; kept for a minute it would hide the
-//! user's latest events from their recommendations. So every forget bumps a counter for the
-//! user's stripe, and a read that saw the counter move while it ran takes its entry out again.
+//! user's latest events from their recommendations. So forgets are counted
+//! ([`Invalidations`]), and a read that overlapped one takes its entry out again.
 
 use std::future::Future;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use tailor_kit::cache::Invalidations;
 
 use crate::error::Result;
 use crate::store::UserState;
-
-/// Counters users are spread over: enough that unrelated users rarely share one.
-const STRIPES: usize = 4096;
 
 /// Most touches (history entries) held at once, over all users: about 70 bytes each.
 const MAX_TOUCHES: u64 = 2_000_000;
@@ -26,8 +23,7 @@ const MAX_TOUCHES: u64 = 2_000_000;
 #[derive(Clone)]
 pub struct UserStates {
     cache: moka::future::Cache<String, Arc<UserState>>,
-    epochs: Arc<[AtomicU64]>,
-    hasher: RandomState,
+    forgets: Invalidations,
 }
 
 impl UserStates {
@@ -41,15 +37,8 @@ impl UserStates {
                 })
                 .time_to_live(ttl)
                 .build(),
-            epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
-            hasher: RandomState::new(),
+            forgets: Invalidations::default(),
         }
-    }
-
-    fn epoch(&self, user_id: &str) -> &AtomicU64 {
-        // The modulo keeps the index below STRIPES, so the cast cannot truncate it.
-        #[allow(clippy::cast_possible_truncation)]
-        &self.epochs[(self.hasher.hash_one(user_id) % STRIPES as u64) as usize]
     }
 
     /// `user_id`'s state: cached, or read with `load` and cached unless it was forgotten
@@ -61,13 +50,12 @@ impl UserStates {
         if let Some(state) = self.cache.get(user_id).await {
             return Ok(state);
         }
-        let epoch = self.epoch(user_id);
-        let before = epoch.load(Ordering::SeqCst);
+        let mark = self.forgets.mark(user_id);
         let state = Arc::new(load.await?);
         self.cache.insert(user_id.to_owned(), state.clone()).await;
-        // Checked after inserting: a forget between the read and here either bumped the
-        // counter first (seen now) or removes the entry itself after bumping.
-        if epoch.load(Ordering::SeqCst) != before {
+        // Checked after inserting: a forget in between either counted first (seen now) or
+        // removes the entry itself after counting.
+        if self.forgets.since(mark) {
             self.cache.invalidate(user_id).await;
         }
         Ok(state)
@@ -76,15 +64,13 @@ impl UserStates {
     /// Drops `user_id`'s state after a committed change to it, and keeps reads that
     /// overlapped the change from caching what they read.
     pub async fn forget(&self, user_id: &str) {
-        self.epoch(user_id).fetch_add(1, Ordering::SeqCst);
+        self.forgets.record(user_id);
         self.cache.invalidate(user_id).await;
     }
 
     /// Drops every user's state.
     pub fn forget_all(&self) {
-        for epoch in self.epochs.iter() {
-            epoch.fetch_add(1, Ordering::SeqCst);
-        }
+        self.forgets.record_all();
         self.cache.invalidate_all();
     }
 }
