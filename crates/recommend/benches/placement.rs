@@ -141,6 +141,7 @@ fn placements(c: &mut Criterion) {
             &settings.home,
             request(Placement::Home, known, &known_history, &[]),
         ),
+        // Repeated: the factor models' fold-in rankings are kept (until the history changes).
         (
             "home_new_user_10_items",
             &settings.home,
@@ -174,6 +175,22 @@ fn placements(c: &mut Criterion) {
             })
         });
     }
+    // The same shopper's first request: every factor model scores the whole catalog.
+    let (_, blend, req) = &cases[1];
+    g.bench_function("home_new_user_10_items_first_request", |b| {
+        pool.install(|| {
+            b.iter(|| {
+                models.rankings.clear();
+                black_box(serving::recommend(
+                    &models,
+                    &catalog,
+                    blend,
+                    &settings,
+                    black_box(req),
+                ))
+            })
+        })
+    });
     g.finish();
 }
 

@@ -329,6 +329,12 @@ impl Model {
         }
     }
 
+    /// Whether the model scores the whole catalog for a history it folds in (a user it was
+    /// not trained with): a factor model.
+    pub fn folds_in(&self) -> bool {
+        matches!(self, Self::Als(_) | Self::Bpr(_))
+    }
+
     /// The model as a trait object, for code that serves any algorithm.
     pub fn as_recommender(&self) -> &dyn Recommender {
         match self {

@@ -71,16 +71,43 @@ pub struct ModelSet {
     /// Popularity lists per category path prefix, derived after loading.
     #[serde(skip)]
     pub popular_by_category: HashMap<String, Vec<(ItemIdx, f32)>>,
-    /// Factor models' rankings of the users they were trained with, filled while serving.
+    /// Factor models' rankings of the users they were trained with and of the histories
+    /// they folded in, filled while serving.
     #[serde(skip)]
     pub rankings: Rankings,
 }
 
-/// The best items of a factor model (ALS, BPR) for a user it was trained with, unfiltered:
-/// a function of the model and the user alone, so it is computed once per model set (a
-/// full-catalog product, the largest single cost of a home feed) and only filtered per request.
+/// The best items of a factor model (ALS, BPR) for a user it was trained with, or for a
+/// history folded in, unfiltered: a function of the model and the user (or the history)
+/// alone, so it is computed once per model set (a full-catalog product, the largest single
+/// cost of a home feed) and only filtered per request.
 #[derive(Clone)]
-pub struct Rankings(moka::sync::Cache<(String, UserIdx), Ranking>);
+pub struct Rankings(moka::sync::Cache<(String, Ranked), Ranking>);
+
+/// Whom a kept ranking is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ranked {
+    /// A user the model was trained with.
+    User(UserIdx),
+    /// A user it was not, by a hash of the history (items and weights) folded in.
+    History(u64),
+}
+
+impl Ranked {
+    /// The key of a folded-in history.
+    pub fn history(items: &[ItemIdx], weights: Option<&[f32]>) -> Self {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hasher};
+        let mut hasher = BuildHasherDefault::<DefaultHasher>::default().build_hasher();
+        for item in items {
+            hasher.write_u32(*item);
+        }
+        hasher.write_u8(u8::from(weights.is_some()));
+        for weight in weights.unwrap_or_default() {
+            hasher.write_u32(weight.to_bits());
+        }
+        Self::History(hasher.finish())
+    }
+}
 
 /// Items with their scores, best first.
 pub type Ranking = Arc<[(ItemIdx, f32)]>;
@@ -92,15 +119,20 @@ impl Rankings {
     /// Ranked items kept in all (about 20 MB).
     const CAPACITY: u64 = 2_500_000;
 
-    /// `source`'s ranking for `user`, computed by `rank` on a miss.
+    /// `source`'s ranking for `whom`, computed by `rank` on a miss.
     pub fn get_or_rank(
         &self,
         source: &str,
-        user: UserIdx,
+        whom: Ranked,
         rank: impl FnOnce() -> Vec<(ItemIdx, f32)>,
     ) -> Ranking {
         self.0
-            .get_with((source.to_owned(), user), || Arc::from(rank()))
+            .get_with((source.to_owned(), whom), || Arc::from(rank()))
+    }
+
+    /// Drops every kept ranking (benchmarks of a first request).
+    pub fn clear(&self) {
+        self.0.invalidate_all();
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::catalog::{Catalog, Item};
-use super::models::{ModelSet, Rankings};
+use super::models::{ModelSet, Ranked, Rankings};
 use super::{PURCHASE, Placement, Touch};
 use crate::algo::{ItemIdx, Model, Query, Recommender as _};
 use crate::config::{Blend, ServingSettings};
@@ -304,7 +304,8 @@ fn popular_candidates(
 }
 
 /// A source's top `k` for the query without `exclude`: from the set's kept ranking of the
-/// user when the source ranks users by what it learnt about them alone, else scored now.
+/// user when the source ranks users by what it learnt about them alone, or of the history a
+/// factor model folds in, else scored now.
 fn source_candidates(
     models: &ModelSet,
     source: &str,
@@ -313,12 +314,20 @@ fn source_candidates(
     k: usize,
     exclude: &[ItemIdx],
 ) -> Vec<(ItemIdx, f32)> {
-    let Some(user) = query.user.filter(|u| model.ranks_by_user_alone(*u)) else {
-        return model.recommend(query, k, exclude);
+    let ranking = match query.user.filter(|u| model.ranks_by_user_alone(*u)) {
+        Some(user) => models.rankings.get_or_rank(source, Ranked::User(user), || {
+            model.recommend(&Query::known(user, &[]), Rankings::DEPTH, &[])
+        }),
+        // A history folded in ranks the same until it changes: the user's next request
+        // (another placement, the next screen) reuses it.
+        None if model.folds_in() && !query.history.is_empty() => {
+            let whom = Ranked::history(query.history, query.weights);
+            models.rankings.get_or_rank(source, whom, || {
+                model.recommend(query, Rankings::DEPTH, &[])
+            })
+        }
+        None => return model.recommend(query, k, exclude),
     };
-    let ranking = models.rankings.get_or_rank(source, user, || {
-        model.recommend(&Query::known(user, &[]), Rankings::DEPTH, &[])
-    });
     let excluded: HashSet<ItemIdx> = exclude.iter().copied().collect();
     let top: Vec<(ItemIdx, f32)> = ranking
         .iter()

@@ -281,9 +281,50 @@ fn factor_sources_serve_kept_rankings_exactly_as_scoring_would() {
             }
         }
     }
-    // Users the models never saw are scored from their history, never from a kept ranking.
+    // Users the models never saw: their history is folded in, ranked once and kept until it
+    // changes, and serves exactly as scoring would.
     let model = &models.sources["als"];
     assert!(!model.ranks_by_user_alone(u32::MAX));
+    let weights = [3.0, 1.0];
+    for (source, model) in models.sources.iter().filter(|(_, m)| m.folds_in()) {
+        for history in [vec![b1], vec![b1, k1]] {
+            let queries = [
+                Query::anonymous(&history),
+                Query {
+                    user: Some(u32::MAX),
+                    history: &history,
+                    weights: Some(&weights[..history.len()]),
+                },
+            ];
+            for query in queries {
+                for exclude in [vec![], vec![b1], vec![b1, k1]] {
+                    for k in [1, 3, 20] {
+                        for _ in 0..2 {
+                            assert_eq!(
+                                source_candidates(&models, source, model, &query, k, &exclude),
+                                model.recommend(&query, k, &exclude),
+                                "{source} history={history:?} k={k} exclude={exclude:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // What was scored is kept: asking again ranks nothing.
+    for (source, _) in models.sources.iter().filter(|(_, m)| m.folds_in()) {
+        models
+            .rankings
+            .get_or_rank(source, Ranked::history(&[b1], None), || {
+                panic!("{source}: the folded-in history was not kept")
+            });
+    }
+    // Different histories are kept apart.
+    assert_ne!(Ranked::history(&[b1], None), Ranked::history(&[k1], None));
+    assert_ne!(
+        Ranked::history(&[b1, k1], Some(&[3.0, 1.0])),
+        Ranked::history(&[b1, k1], Some(&[1.0, 3.0]))
+    );
 }
 
 #[test]
