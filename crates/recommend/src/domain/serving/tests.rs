@@ -248,37 +248,51 @@ fn popular_lists_respect_categories_and_availability() {
     assert!(!ids(&kitchen).contains(&"k3"));
 }
 
+/// Asks `source` for `query`'s candidates with several exclusions and depths, twice each
+/// (computed, then kept), and checks they are what scoring returns.
+fn assert_serves_as_scoring(
+    models: &ModelSet,
+    source: &str,
+    query: &Query<'_>,
+    excludes: &[Vec<ItemIdx>],
+) {
+    let model = &models.sources[source];
+    for exclude in excludes {
+        for k in [1, 3, 20] {
+            for _ in 0..2 {
+                assert_eq!(
+                    source_candidates(models, source, model, query, k, exclude),
+                    model.recommend(query, k, exclude),
+                    "{source} history={:?} k={k} exclude={exclude:?}",
+                    query.history
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn factor_sources_serve_kept_rankings_exactly_as_scoring_would() {
     let (models, _) = world();
     let factor_sources: Vec<&String> = models
         .sources
         .iter()
-        .filter(|(_, m)| matches!(m, Model::Als(_) | Model::Bpr(_)))
+        .filter(|(_, m)| m.folds_in())
         .map(|(name, _)| name)
         .collect();
     assert!(!factor_sources.is_empty());
     let b1 = models.items.get("b1").unwrap();
     let k1 = models.items.get("k1").unwrap();
-    for source in factor_sources {
-        let model = &models.sources[source];
+    let excludes = [vec![], vec![b1], vec![b1, k1]];
+    for source in &factor_sources {
         for user in ["u0", "u1", "u7"] {
             let user = models.users.get(user).unwrap();
-            assert!(model.ranks_by_user_alone(user), "{source}");
+            assert!(
+                models.sources[*source].ranks_by_user_alone(user),
+                "{source}"
+            );
             let history = [b1];
-            let query = Query::known(user, &history);
-            for exclude in [vec![], vec![b1], vec![b1, k1]] {
-                for k in [1, 3, 20] {
-                    // Twice: computed, then kept.
-                    for _ in 0..2 {
-                        assert_eq!(
-                            source_candidates(&models, source, model, &query, k, &exclude),
-                            model.recommend(&query, k, &exclude),
-                            "{source} k={k} exclude={exclude:?}"
-                        );
-                    }
-                }
-            }
+            assert_serves_as_scoring(&models, source, &Query::known(user, &history), &excludes);
         }
     }
     // Users the models never saw: their history is folded in, ranked once and kept until it
@@ -286,7 +300,7 @@ fn factor_sources_serve_kept_rankings_exactly_as_scoring_would() {
     let model = &models.sources["als"];
     assert!(!model.ranks_by_user_alone(u32::MAX));
     let weights = [3.0, 1.0];
-    for (source, model) in models.sources.iter().filter(|(_, m)| m.folds_in()) {
+    for source in &factor_sources {
         for history in [vec![b1], vec![b1, k1]] {
             let queries = [
                 Query::anonymous(&history),
@@ -297,22 +311,12 @@ fn factor_sources_serve_kept_rankings_exactly_as_scoring_would() {
                 },
             ];
             for query in queries {
-                for exclude in [vec![], vec![b1], vec![b1, k1]] {
-                    for k in [1, 3, 20] {
-                        for _ in 0..2 {
-                            assert_eq!(
-                                source_candidates(&models, source, model, &query, k, &exclude),
-                                model.recommend(&query, k, &exclude),
-                                "{source} history={history:?} k={k} exclude={exclude:?}"
-                            );
-                        }
-                    }
-                }
+                assert_serves_as_scoring(&models, source, &query, &excludes);
             }
         }
     }
     // What was scored is kept: asking again ranks nothing.
-    for (source, _) in models.sources.iter().filter(|(_, m)| m.folds_in()) {
+    for source in &factor_sources {
         models
             .rankings
             .get_or_rank(source, Ranked::history(&[b1], None), || {
