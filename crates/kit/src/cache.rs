@@ -6,89 +6,27 @@
 //! entry counts as a miss and is logged, so a Redis outage slows reads down instead of
 //! failing them.
 //!
-//! A read can race a change: it may fetch the value from before a commit and store it after
-//! the commit's invalidation, leaving the old value cached for a whole TTL. [`Invalidations`]
-//! lets a read tell, and [`Cache::get_or_load`] takes such an entry back out.
+//! Misses are read through [`Reads`]: concurrent misses of a key share one fetch, and a fetch
+//! that raced a change does not stay cached.
 
 use std::future::Future;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::AsyncCommands as _;
 
 use crate::redis::Redis;
 
-/// Stripes of keys whose invalidations are counted together: enough that unrelated keys
-/// rarely share one (a shared one only costs a read its cache entry).
-const STRIPES: usize = 4096;
+mod reads;
 
-/// Counts invalidations per stripe of keys, so that a read can tell whether the value it
-/// fetched may predate an invalidation that happened while it ran. Covers invalidations made
-/// in this process. Cheap to clone (shared).
-#[derive(Clone)]
-pub struct Invalidations {
-    stripes: Arc<[AtomicU64]>,
-    hasher: RandomState,
-}
-
-/// Where a key's stripe stood when a read began ([`Invalidations::mark`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Mark {
-    stripe: usize,
-    count: u64,
-}
-
-impl Default for Invalidations {
-    fn default() -> Self {
-        Self {
-            stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
-            hasher: RandomState::new(),
-        }
-    }
-}
-
-impl Invalidations {
-    fn stripe(&self, key: &str) -> usize {
-        // Any bits of the hash do as an index: a lost high half on 32-bit targets is fine.
-        self.hasher.hash_one(key) as usize % STRIPES
-    }
-
-    /// Taken before fetching a value that will be cached.
-    pub fn mark(&self, key: &str) -> Mark {
-        let stripe = self.stripe(key);
-        Mark {
-            stripe,
-            count: self.stripes[stripe].load(Ordering::SeqCst),
-        }
-    }
-
-    /// Whether the key of `mark` may have been invalidated since.
-    pub fn since(&self, mark: Mark) -> bool {
-        self.stripes[mark.stripe].load(Ordering::SeqCst) != mark.count
-    }
-
-    /// Counts an invalidation of `key`; made before the entry is dropped, so a read either
-    /// sees it or stores its value before the drop.
-    pub fn record(&self, key: &str) {
-        self.stripes[self.stripe(key)].fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Counts an invalidation of every key.
-    pub fn record_all(&self) {
-        for stripe in self.stripes.iter() {
-            stripe.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-}
+pub use reads::Reads;
 
 /// A cache of one kind of value (e.g. profiles), with its own key prefix and TTL.
 pub struct Cache<T> {
     backend: Backend<T>,
     prefix: String,
     ttl: Duration,
-    invalidations: Invalidations,
+    reads: Reads<T>,
 }
 
 // Derived `Clone` would ask `T: Clone`; only the handles are cloned.
@@ -98,7 +36,7 @@ impl<T> Clone for Cache<T> {
             backend: self.backend.clone(),
             prefix: self.prefix.clone(),
             ttl: self.ttl,
-            invalidations: self.invalidations.clone(),
+            reads: self.reads.clone(),
         }
     }
 }
@@ -152,30 +90,28 @@ impl<T: prost::Message + Default + Send + Sync + 'static> Cache<T> {
             backend,
             prefix,
             ttl,
-            invalidations: Invalidations::default(),
+            reads: Reads::new(name),
         }
     }
 
     /// The value for `key`: cached, or fetched with `load` and cached unless `key` was
     /// invalidated in this process while `load` ran (the caller still gets what it fetched).
-    /// Across processes sharing Redis, the TTL bounds such a race.
+    /// Concurrent misses of `key` in this process share one `load` ([`Reads`]). Across
+    /// processes sharing Redis, the TTL bounds a read racing a change.
     pub async fn get_or_load<E>(
         &self,
         key: &str,
         load: impl Future<Output = Result<T, E>>,
     ) -> Result<Arc<T>, E> {
-        if let Some(value) = self.get(key).await {
-            return Ok(value);
-        }
-        let mark = self.invalidations.mark(key);
-        let value = Arc::new(load.await?);
-        self.set(key, value.clone()).await;
-        // Checked after storing: an invalidation in between either counted first (seen
-        // now) or drops the entry itself after counting.
-        if self.invalidations.since(mark) {
-            self.drop_entries(&[key]).await;
-        }
-        Ok(value)
+        self.reads
+            .get(
+                key,
+                self.get(key),
+                load,
+                |value| self.set(key, value),
+                || async move { self.drop_entries(&[key]).await },
+            )
+            .await
     }
 
     /// The cached value for `key`, if any.
@@ -225,7 +161,7 @@ impl<T: prost::Message + Default + Send + Sync + 'static> Cache<T> {
     #[tracing::instrument(name = "cache", skip_all, fields(otel.kind = "client", db.operation = "invalidate"))]
     pub async fn invalidate(&self, keys: &[&str]) {
         for key in keys {
-            self.invalidations.record(key);
+            self.reads.invalidated(key);
         }
         self.drop_entries(keys).await;
     }
@@ -300,17 +236,5 @@ mod tests {
         );
         let next = cache.get_or_load("a", load("new")).await.unwrap();
         assert_eq!(next.as_str(), "new", "the next one fetches afresh");
-    }
-
-    #[test]
-    fn marks_see_invalidations_of_their_key_and_of_everything() {
-        let invalidations = Invalidations::default();
-        let mark = invalidations.mark("a");
-        assert!(!invalidations.since(mark));
-        invalidations.record("a");
-        assert!(invalidations.since(mark));
-        let mark = invalidations.mark("a");
-        invalidations.record_all();
-        assert!(invalidations.since(mark));
     }
 }

@@ -1,9 +1,10 @@
 //! The cache on both backends: values round-trip and invalidation drops them; a load that
-//! overlapped an invalidation is not kept; an undecodable Redis entry (written by another
+//! overlapped an invalidation is not kept; concurrent misses share one load; an undecodable Redis entry (written by another
 //! release, say) is a miss, not an error. Redis runs when `REDIS_URL` is set.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prost_types::Timestamp;
@@ -59,6 +60,20 @@ async fn values_round_trip_and_invalidate_on_both_backends() {
             .unwrap();
         assert_eq!(*loaded, value, "{backend}");
         assert_eq!(cache.get("c").await.as_deref(), Some(&value), "{backend}");
+
+        let loads = &AtomicUsize::new(0);
+        let load = |seconds| async move {
+            loads.fetch_add(1, Ordering::SeqCst);
+            // Long enough for the other miss to arrive while this one is fetching.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok::<_, ()>(Timestamp { seconds, nanos: 0 })
+        };
+        let (first, second) = tokio::join!(
+            cache.get_or_load("d", load(1)),
+            cache.get_or_load("d", load(2)),
+        );
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "{backend}: one load");
+        assert_eq!(first.unwrap(), second.unwrap(), "{backend}");
     }
 
     if let (Some(redis), Some((_, cache))) = (&redis, caches.get(1)) {

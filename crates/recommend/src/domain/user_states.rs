@@ -4,14 +4,14 @@
 //! A read can race a change: it may fetch the rows from before a commit and land in the cache
 //! after the commit's [`UserStates::forget`]. With a cache lifetime of a few hundred
 //! milliseconds that only delayed freshness a little; kept for a minute it would hide the
-//! user's latest events from their recommendations. So forgets are counted
-//! ([`Invalidations`]), and a read that overlapped one takes its entry out again.
+//! user's latest events from their recommendations. So misses are read through [`Reads`],
+//! which takes such an entry out again (and lets concurrent misses of a user share a read).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tailor_kit::cache::Invalidations;
+use tailor_kit::cache::Reads;
 
 use crate::error::Result;
 use crate::store::UserState;
@@ -23,7 +23,7 @@ const MAX_TOUCHES: u64 = 2_000_000;
 #[derive(Clone)]
 pub struct UserStates {
     cache: moka::future::Cache<String, Arc<UserState>>,
-    forgets: Invalidations,
+    reads: Reads<UserState>,
 }
 
 impl UserStates {
@@ -37,40 +37,38 @@ impl UserStates {
                 })
                 .time_to_live(ttl)
                 .build(),
-            forgets: Invalidations::default(),
+            reads: Reads::new("recommend:user_state"),
         }
     }
 
     /// `user_id`'s state: cached, or read with `load` and cached unless it was forgotten
-    /// while `load` ran (then this request still gets what `load` read).
+    /// while `load` ran (then this request still gets what `load` read); concurrent misses
+    /// of a user share one read.
     pub async fn get_or_load<F>(&self, user_id: &str, load: F) -> Result<Arc<UserState>>
     where
         F: Future<Output = Result<UserState>>,
     {
-        if let Some(state) = self.cache.get(user_id).await {
-            return Ok(state);
-        }
-        let mark = self.forgets.mark(user_id);
-        let state = Arc::new(load.await?);
-        self.cache.insert(user_id.to_owned(), state.clone()).await;
-        // Checked after inserting: a forget in between either counted first (seen now) or
-        // removes the entry itself after counting.
-        if self.forgets.since(mark) {
-            self.cache.invalidate(user_id).await;
-        }
-        Ok(state)
+        self.reads
+            .get(
+                user_id,
+                self.cache.get(user_id),
+                load,
+                |state| self.cache.insert(user_id.to_owned(), state),
+                || self.cache.invalidate(user_id),
+            )
+            .await
     }
 
     /// Drops `user_id`'s state after a committed change to it, and keeps reads that
     /// overlapped the change from caching what they read.
     pub async fn forget(&self, user_id: &str) {
-        self.forgets.record(user_id);
+        self.reads.invalidated(user_id);
         self.cache.invalidate(user_id).await;
     }
 
     /// Drops every user's state.
     pub fn forget_all(&self) {
-        self.forgets.record_all();
+        self.reads.invalidated_all();
         self.cache.invalidate_all();
     }
 }
