@@ -5,6 +5,7 @@
 //! a burst of recent interest outranks old volume.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +58,10 @@ pub struct Popularity {
     /// Category of each item, when known.
     category_of: Vec<Option<u32>>,
     categories: Vec<String>,
+    /// Every item, best first: built on first use (not persisted), so that a request walks
+    /// the ranking instead of scoring and selecting over the whole catalog.
+    #[serde(skip)]
+    ranked: OnceLock<Vec<(ItemIdx, f32)>>,
 }
 
 impl Popularity {
@@ -110,6 +115,7 @@ impl Popularity {
             by_category,
             category_of,
             categories,
+            ranked: OnceLock::new(),
         })
     }
 
@@ -145,6 +151,22 @@ impl Popularity {
             &self.counts
         }
     }
+
+    /// [`Self::ranking`] sorted, best first; ties go to the lower index, as
+    /// [`top_k_dense`] breaks them.
+    fn ranked(&self) -> &[(ItemIdx, f32)] {
+        self.ranked.get_or_init(|| {
+            let mut ranked: Vec<(ItemIdx, f32)> = self
+                .ranking()
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| (i as ItemIdx, s))
+                .filter(|(_, s)| !s.is_nan() && *s != f32::NEG_INFINITY)
+                .collect();
+            ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            ranked
+        })
+    }
 }
 
 impl Recommender for Popularity {
@@ -154,6 +176,19 @@ impl Recommender for Popularity {
 
     fn score_all(&self, _query: &Query<'_>, out: &mut [f32]) {
         out.copy_from_slice(self.ranking());
+    }
+
+    /// What scoring would return (the query does not matter to popularity), read off the
+    /// sorted ranking: `k` plus the excluded items are visited instead of the whole catalog.
+    fn recommend(&self, _query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
+        let mut excluded = exclude.to_vec();
+        excluded.sort_unstable();
+        self.ranked()
+            .iter()
+            .filter(|(i, _)| excluded.binary_search(i).is_err())
+            .take(k)
+            .copied()
+            .collect()
     }
 
     /// The most popular other items of the same category (or overall, without a category).
@@ -239,5 +274,51 @@ mod tests {
         assert_eq!(p.top_in_category("y", 1), vec![(1, 3.0)]);
         assert!(p.top_in_category("z", 1).is_empty());
         assert_eq!(p.similar_items(4, 5), vec![(1, 3.0)]);
+    }
+
+    #[test]
+    fn recommending_reads_the_ranking_exactly_as_scoring_would() {
+        let mut b = InteractionsBuilder::new();
+        // Ties in count and in decayed count, an item nobody touched lately, 40 items.
+        for i in 0..40u32 {
+            for u in 0..(i % 7) {
+                b.push(
+                    &format!("u{u}"),
+                    &format!("i{i}"),
+                    1.0,
+                    i64::from(i % 5) * 86_400,
+                );
+            }
+        }
+        let m = b.build(Merge::Binary);
+        let configs = [
+            PopularityConfig::default(),
+            PopularityConfig {
+                window: Some(2 * 86_400),
+                ..PopularityConfig::trending_default()
+            },
+        ];
+        for config in configs {
+            let p = Popularity::fit(&config, TrainData::new(&m)).unwrap();
+            for k in [0, 1, 5, 17, 40, 100] {
+                for exclude in [&[][..], &[0], &[3, 1, 39, 12, 12], &[7, 8, 9, 10, 11, 12]] {
+                    let scored = crate::algo::topk::with_dense_scores(p.n_items(), |scores| {
+                        p.score_all(&Query::anonymous(&[]), scores);
+                        for &i in exclude {
+                            if let Some(s) = scores.get_mut(i as usize) {
+                                *s = f32::NEG_INFINITY;
+                            }
+                        }
+                        top_k_dense(scores, k)
+                    });
+                    assert_eq!(
+                        p.recommend(&Query::anonymous(&[]), k, exclude),
+                        scored,
+                        "trending {}, k {k}, excluding {exclude:?}",
+                        config.trending
+                    );
+                }
+            }
+        }
     }
 }

@@ -2,8 +2,11 @@
 //! and weighted, filtered (unavailable, excluded, already bought), boosted by business rules,
 //! diversified across categories, and explained. Pure: models and catalog in, a list out.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::catalog::{Catalog, Item};
 use super::models::{ModelSet, Ranked, Rankings};
@@ -147,7 +150,7 @@ pub fn recommend(
     let has_signal = user.is_some() || !history.is_empty();
 
     // Not to return: what the caller excludes, the context, and what the user bought.
-    let excluded: HashSet<ItemIdx> = req
+    let excluded: FxHashSet<ItemIdx> = req
         .exclude
         .iter()
         .chain(req.context)
@@ -161,7 +164,7 @@ pub fn recommend(
         .collect();
     let exclude_idx: Vec<ItemIdx> = excluded.iter().copied().collect();
 
-    let mut blended: Blended<'_> = HashMap::new();
+    let mut blended = Blended::default();
     let k = settings.candidates_per_source;
     for (source, weight) in blend.iter().filter(|(_, w)| **w > 0.0) {
         let Some(model) = models.sources.get(source) else {
@@ -222,7 +225,9 @@ pub fn recommend(
         }
     }
     let id = |idx: ItemIdx| models.items.external(idx).unwrap_or_default();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| id(a.0).cmp(id(b.0))));
+    let ranked = best_first(ranked, req.page_size.saturating_mul(4), |a, b| {
+        b.1.total_cmp(&a.1).then_with(|| id(a.0).cmp(id(b.0)))
+    });
     // Feeds should not be one category; lists about one item (its page, a cart) may be.
     let share = match req.placement {
         Placement::Home | Placement::PostPurchase => settings.max_category_share,
@@ -239,8 +244,33 @@ pub fn recommend(
     explain(models, catalog, req, page)
 }
 
-/// item → (blended score, best source, that source's contribution).
-type Blended<'a> = HashMap<ItemIdx, (f64, &'a str, f64)>;
+/// item → (blended score, best source, that source's contribution). Keyed by the model
+/// set's own indices, never by what a caller sends, so a fast unkeyed hash is safe.
+type Blended<'a> = FxHashMap<ItemIdx, (f64, &'a str, f64)>;
+
+/// `items` in `order`, sorting only as far as they are read: the first `first` up front, the
+/// rest only if the caller reads past them. A page is filled from the top few dozen of the
+/// several hundred candidates, so most requests never sort the rest. `order` must be total
+/// (no two items equal), which makes the result the same as sorting everything.
+fn best_first<T>(
+    mut items: Vec<T>,
+    first: usize,
+    order: impl Fn(&T, &T) -> Ordering + Copy,
+) -> impl Iterator<Item = T> {
+    let rest = if items.len() > first {
+        items.select_nth_unstable_by(first, order);
+        items.split_off(first)
+    } else {
+        Vec::new()
+    };
+    items.sort_unstable_by(order);
+    items
+        .into_iter()
+        .chain(std::iter::once(rest).flat_map(move |mut rest| {
+            rest.sort_unstable_by(order);
+            rest
+        }))
+}
 
 /// Adds one source's candidates with `weight`. Scores of different models are not
 /// comparable, so each list is scaled by its best score. A list whose best score is not
@@ -328,7 +358,7 @@ fn source_candidates(
         }
         None => return model.recommend(query, k, exclude),
     };
-    let excluded: HashSet<ItemIdx> = exclude.iter().copied().collect();
+    let excluded: FxHashSet<ItemIdx> = exclude.iter().copied().collect();
     let top: Vec<(ItemIdx, f32)> = ranking
         .iter()
         .filter(|(i, _)| !excluded.contains(i))
@@ -393,7 +423,7 @@ fn explain(
         .chain(req.history.iter().map(|t| t.item_id.as_str()))
         .take(10)
         .collect();
-    let mut neighbours: HashMap<(String, String), HashSet<ItemIdx>> = HashMap::new();
+    let mut neighbours: FxHashMap<(&str, ItemIdx), FxHashSet<ItemIdx>> = FxHashMap::default();
     let title = |id: &str| {
         catalog
             .get(id)
@@ -404,20 +434,20 @@ fn explain(
             let idx = models.items.get(&item.item_id);
             let mut anchor = None;
             if ITEM_BASED.contains(&source.as_str()) || source == "rules" {
-                if let (Some(model), Some(idx)) = (models.sources.get(&source), idx) {
+                if let (Some((name, model)), Some(idx)) =
+                    (models.sources.get_key_value(&source), idx)
+                {
                     for a in &anchors {
                         let Some(a_idx) = models.items.get(a) else {
                             continue;
                         };
-                        let set = neighbours
-                            .entry((source.clone(), (*a).to_owned()))
-                            .or_insert_with(|| {
-                                model
-                                    .similar_items(a_idx, 100)
-                                    .into_iter()
-                                    .map(|(i, _)| i)
-                                    .collect()
-                            });
+                        let set = neighbours.entry((name.as_str(), a_idx)).or_insert_with(|| {
+                            model
+                                .similar_items(a_idx, 100)
+                                .into_iter()
+                                .map(|(i, _)| i)
+                                .collect()
+                        });
                         if set.contains(&idx) {
                             anchor = Some((*a).to_owned());
                             break;

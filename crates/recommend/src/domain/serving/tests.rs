@@ -362,3 +362,20 @@ fn diversifying_reads_candidates_only_until_the_page_is_full() {
         "the catalog is read in rank order only as far as the page needs"
     );
 }
+
+#[test]
+fn best_first_reads_like_a_full_sort_however_far_it_is_read() {
+    // Scores with ties, broken by the second field as the ranking breaks them by item id.
+    let items: Vec<(f64, u32)> = (0..300u32)
+        .map(|i| (f64::from((i * 7919) % 97) / 10.0, i))
+        .collect();
+    let order = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    let mut sorted = items.clone();
+    sorted.sort_by(order);
+    for first in [0, 1, 20, 80, 299, 300, 500] {
+        for read in [0, 1, 20, 80, 81, 300] {
+            let got: Vec<_> = best_first(items.clone(), first, order).take(read).collect();
+            assert_eq!(got, sorted[..read], "first {first}, read {read}");
+        }
+    }
+}
