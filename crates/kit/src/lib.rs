@@ -7,7 +7,8 @@
 //!   graceful shutdown), outbound channels (credentials, trace context) and rich error statuses.
 //! - [`auth`]: service-to-service tokens and the [`auth::Caller`] every handler receives.
 //! - [`db`]: SQLite or PostgreSQL by URL, migrations, write transactions.
-//! - [`cache`]: Redis when configured, otherwise a bounded in-process cache.
+//! - [`cache`]: Redis when configured, otherwise a bounded in-process cache; misses read through
+//!   [`cache::Reads`] (one fetch per key at a time, none kept across an invalidation).
 //! - [`events`]: transactional outbox, relay, Redis Streams or in-process bus, idempotent consumers.
 //! - [`privacy`]: the privacy participant scope and export records.
 //! - [`redis`]: the one Redis connection of a process, and key namespacing.
