@@ -248,8 +248,7 @@ pub(crate) fn all_pairs(rows: &Csr, cols: &Csr, k: usize, progress: &ProgressBar
     let n = rows.n_rows();
     progress.set_length(n as u64);
     progress.set_position(0);
-    // Best first; ties to the lower id, so lists are deterministic.
-    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let order = super::topk::best_first;
     let lists: Vec<Vec<(u32, f32)>> = (0..n as u32)
         .into_par_iter()
         .map_init(

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ItemIdx, Query, Recommender, Result, TrainData, ensure,
-    topk::{TopK, top_k_dense},
+    topk::{TopK, best_first, top_k_dense},
 };
 
 /// Popularity settings.
@@ -105,7 +105,7 @@ impl Popularity {
                 }
             }
             for list in by_category.values_mut() {
-                list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                list.sort_by(best_first);
             }
         }
         Ok(Self {
@@ -163,7 +163,7 @@ impl Popularity {
                 .map(|(i, &s)| (i as ItemIdx, s))
                 .filter(|(_, s)| !s.is_nan() && *s != f32::NEG_INFINITY)
                 .collect();
-            ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            ranked.sort_unstable_by(best_first);
             ranked
         })
     }

@@ -29,6 +29,12 @@ impl PartialOrd for Worst {
     }
 }
 
+/// The order of every ranked list: higher score first, ties to the lower item id (as
+/// [`TopK`] breaks them).
+pub fn best_first(a: &(ItemIdx, f32), b: &(ItemIdx, f32)) -> Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
 /// Collects the k best `(item, score)` pairs pushed into it.
 pub struct TopK {
     k: usize,
@@ -222,7 +228,7 @@ mod tests {
             let scores: Vec<f32> = scores.into_iter().map(f32::from).collect();
             let mut all: Vec<(ItemIdx, f32)> =
                 scores.iter().enumerate().map(|(i, &s)| (i as ItemIdx, s)).collect();
-            all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            all.sort_by(best_first);
             all.truncate(k);
             proptest::prop_assert_eq!(top_k_dense(&scores, k), all);
         }

@@ -15,7 +15,7 @@ use super::PURCHASE;
 use super::catalog::Item;
 use crate::algo::{
     AlgoConfig, Catalog as AlgoCatalog, IdMap, Interactions, InteractionsBuilder, ItemIdx,
-    ItemMeta, Merge, Model, Query, Recommender as _, TrainData, UserIdx,
+    ItemMeta, Merge, Model, Query, Recommender as _, TrainData, UserIdx, topk,
 };
 use crate::config::TrainingSettings;
 use crate::eval::metrics::evaluate;
@@ -225,7 +225,7 @@ impl ModelSet {
             }
         }
         for list in lists.values_mut() {
-            list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            list.sort_by(topk::best_first);
         }
         self.popular_by_category = lists;
     }
@@ -435,7 +435,7 @@ fn region_popular(input: &TrainingInput, items: &IdMap) -> HashMap<String, Vec<(
         .into_iter()
         .map(|(region, items)| {
             let mut list: Vec<(ItemIdx, f32)> = items.into_iter().collect();
-            list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            list.sort_by(topk::best_first);
             list.truncate(REGION_TOP);
             (region.to_owned(), list)
         })

@@ -11,7 +11,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::catalog::{Catalog, Item};
 use super::models::{ModelSet, Ranked, Rankings};
 use super::{PURCHASE, Placement, Touch};
-use crate::algo::{ItemIdx, Model, Query, Recommender as _};
+use crate::algo::{ItemIdx, Model, Query, Recommender as _, topk};
 use crate::config::{Blend, ServingSettings};
 
 /// What a boost applies to.
@@ -148,6 +148,8 @@ pub fn recommend(
         weights: Some(&weights),
     };
     let has_signal = user.is_some() || !history.is_empty();
+    // The key of this history's fold-in rankings, the same for every factor source.
+    let folded = Ranked::history(&history, Some(&weights));
 
     // Not to return: what the caller excludes, the context, and what the user bought.
     let excluded: FxHashSet<ItemIdx> = req
@@ -182,7 +184,7 @@ pub fn recommend(
                 &mut blended,
                 source,
                 *weight,
-                source_candidates(models, source, model, &query, k, &exclude_idx),
+                source_candidates(models, source, model, &query, folded, k, &exclude_idx),
             );
         }
     }
@@ -335,12 +337,14 @@ fn popular_candidates(
 
 /// A source's top `k` for the query without `exclude`: from the set's kept ranking of the
 /// user when the source ranks users by what it learnt about them alone, or of the history a
-/// factor model folds in, else scored now.
+/// factor model folds in (kept under `folded`, the key of the query's history), else scored
+/// now.
 fn source_candidates(
     models: &ModelSet,
     source: &str,
     model: &Model,
     query: &Query<'_>,
+    folded: Ranked,
     k: usize,
     exclude: &[ItemIdx],
 ) -> Vec<(ItemIdx, f32)> {
@@ -351,8 +355,7 @@ fn source_candidates(
         // A history folded in ranks the same until it changes: the user's next request
         // (another placement, the next screen) reuses it.
         None if model.folds_in() && !query.history.is_empty() => {
-            let whom = Ranked::history(query.history, query.weights);
-            models.rankings.get_or_rank(source, whom, || {
+            models.rankings.get_or_rank(source, folded, || {
                 model.recommend(query, Rankings::DEPTH, &[])
             })
         }
@@ -373,7 +376,7 @@ fn source_candidates(
 }
 
 fn sorted(mut list: Vec<(ItemIdx, f32)>) -> Vec<(ItemIdx, f32)> {
-    list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    list.sort_by(topk::best_first);
     list.dedup_by_key(|(i, _)| *i);
     list
 }
@@ -423,6 +426,11 @@ fn explain(
         .chain(req.history.iter().map(|t| t.item_id.as_str()))
         .take(10)
         .collect();
+    // Looked up once, not once per item of the page.
+    let anchor_indices: Vec<(&str, ItemIdx)> = anchors
+        .iter()
+        .filter_map(|a| Some((*a, models.items.get(a)?)))
+        .collect();
     let mut neighbours: FxHashMap<(&str, ItemIdx), FxHashSet<ItemIdx>> = FxHashMap::default();
     let title = |id: &str| {
         catalog
@@ -437,10 +445,7 @@ fn explain(
                 if let (Some((name, model)), Some(idx)) =
                     (models.sources.get_key_value(&source), idx)
                 {
-                    for a in &anchors {
-                        let Some(a_idx) = models.items.get(a) else {
-                            continue;
-                        };
+                    for &(a, a_idx) in &anchor_indices {
                         let set = neighbours.entry((name.as_str(), a_idx)).or_insert_with(|| {
                             model
                                 .similar_items(a_idx, 100)
@@ -449,7 +454,7 @@ fn explain(
                                 .collect()
                         });
                         if set.contains(&idx) {
-                            anchor = Some((*a).to_owned());
+                            anchor = Some(a.to_owned());
                             break;
                         }
                     }
@@ -571,7 +576,7 @@ pub fn popular(
                 .zip(scores)
                 .filter(|(_, s)| !trending || *s > 0.0)
                 .collect();
-            scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            scored.sort_by(topk::best_first);
             scored
         }
         None => model.recommend(&Query::anonymous(&[]), k * 2, &[]),

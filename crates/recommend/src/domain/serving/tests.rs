@@ -257,11 +257,12 @@ fn assert_serves_as_scoring(
     excludes: &[Vec<ItemIdx>],
 ) {
     let model = &models.sources[source];
+    let folded = Ranked::history(query.history, query.weights);
     for exclude in excludes {
         for k in [1, 3, 20] {
             for _ in 0..2 {
                 assert_eq!(
-                    source_candidates(models, source, model, query, k, exclude),
+                    source_candidates(models, source, model, query, folded, k, exclude),
                     model.recommend(query, k, exclude),
                     "{source} history={:?} k={k} exclude={exclude:?}",
                     query.history
