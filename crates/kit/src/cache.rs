@@ -19,7 +19,7 @@ use crate::redis::Redis;
 
 mod reads;
 
-pub use reads::Reads;
+pub use reads::{Outcome, ReadCounter, Reads};
 
 /// A cache of one kind of value (e.g. profiles), with its own key prefix and TTL.
 pub struct Cache<T> {

@@ -135,17 +135,15 @@ fn placements(c: &mut Criterion) {
         region: None,
         onboarding: &[],
     };
-    // The last field drops the kept rankings before every request: a shopper's first
-    // request, where every factor model scores the whole catalog.
+    // Repeated requests find the sources' rankings of the user and of the history kept
+    // (until the history changes). The last field drops them before every request: a
+    // shopper's first request, or the next one after an event changed their history, where
+    // the factor models score the whole catalog and the item-based ones walk neighbours.
+    let home_known = request(Placement::Home, known, &known_history, &[]);
     let new_user = request(Placement::Home, "user-new", &new_history, &[]);
+    let product_page = request(Placement::ProductPage, known, &known_history, &context);
     let cases = [
-        (
-            "home_known_user",
-            &settings.home,
-            request(Placement::Home, known, &known_history, &[]),
-            false,
-        ),
-        // Repeated: the factor models' fold-in rankings are kept (until the history changes).
+        ("home_known_user", &settings.home, home_known.clone(), false),
         (
             "home_new_user_10_items",
             &settings.home,
@@ -155,13 +153,25 @@ fn placements(c: &mut Criterion) {
         (
             "product_page",
             &settings.product_page,
-            request(Placement::ProductPage, known, &known_history, &context),
+            product_page.clone(),
             false,
+        ),
+        (
+            "home_known_user_first_request",
+            &settings.home,
+            home_known,
+            true,
         ),
         (
             "home_new_user_10_items_first_request",
             &settings.home,
             new_user,
+            true,
+        ),
+        (
+            "product_page_first_request",
+            &settings.product_page,
+            product_page,
             true,
         ),
     ];

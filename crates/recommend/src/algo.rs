@@ -329,10 +329,20 @@ impl Model {
         }
     }
 
-    /// Whether the model scores the whole catalog for a history it folds in (a user it was
-    /// not trained with): a factor model.
-    pub fn folds_in(&self) -> bool {
-        matches!(self, Self::Als(_) | Self::Bpr(_))
+    /// Whether the model ranks a query by its history (items and weights) alone, when it
+    /// does not rank by the user alone: a factor model folding the history in (a full-catalog
+    /// product) or an item-based model walking the items' neighbours. Such a ranking stays
+    /// the same until the history changes, so it is worth keeping between requests.
+    pub fn ranks_by_history(&self) -> bool {
+        matches!(
+            self,
+            Self::Als(_)
+                | Self::Bpr(_)
+                | Self::ItemKnn(_)
+                | Self::Sequence(_)
+                | Self::Content(_)
+                | Self::Embedding(_)
+        )
     }
 
     /// The model as a trait object, for code that serves any algorithm.

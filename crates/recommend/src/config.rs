@@ -87,6 +87,9 @@ pub struct ServingSettings {
     /// import` into the same database) wait for it.
     #[serde(with = "humantime_serde")]
     pub history_ttl_in_process: Duration,
+    /// Memory for the rankings kept between requests (a user's or a history's best items per
+    /// source, until the history changes or the next model set), in MiB.
+    pub kept_rankings_mib: u64,
 }
 
 impl Default for ServingSettings {
@@ -112,6 +115,7 @@ impl Default for ServingSettings {
             history_length: 50,
             history_ttl: Duration::from_millis(300),
             history_ttl_in_process: Duration::from_secs(60),
+            kept_rankings_mib: 64,
         }
     }
 }
@@ -131,6 +135,12 @@ impl Validate for ServingSettings {
             0.05..=1.0,
         )?;
         check_range(prefix, "history_length", self.history_length, 1..=1_000)?;
+        check_range(
+            prefix,
+            "kept_rankings_mib",
+            self.kept_rankings_mib,
+            1..=65_536,
+        )?;
         for (name, ttl) in [
             ("history_ttl", self.history_ttl),
             ("history_ttl_in_process", self.history_ttl_in_process),

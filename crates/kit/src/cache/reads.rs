@@ -86,7 +86,7 @@ type Flight<T> = Arc<OnceCell<Arc<T>>>;
 
 /// How a read ended, as counted by the `cache.reads` metric.
 #[derive(Debug, Clone, Copy)]
-enum Outcome {
+pub enum Outcome {
     /// The value was cached.
     Hit,
     /// Missed and fetched the value.
@@ -110,14 +110,18 @@ impl Outcome {
     }
 }
 
-/// The `cache.reads` counter with each outcome's attributes built once.
-struct Counted {
+/// The `cache.reads` counter of one cache, with each outcome's attributes built once. [`Reads`]
+/// counts its own; a cache that computes its misses in place (an in-memory memo) counts
+/// with this, so every cache's hit ratio is read from the same metric.
+pub struct ReadCounter {
     reads: Counter<u64>,
     attributes: [[KeyValue; 2]; 4],
 }
 
-impl Counted {
-    fn new(cache: &str) -> Self {
+impl ReadCounter {
+    /// The counter of the cache named `cache` (its metrics' label), from the global meter
+    /// provider: build it after telemetry is initialised.
+    pub fn new(cache: &str) -> Self {
         let reads = opentelemetry::global::meter("tailor")
             .u64_counter("cache.reads")
             .with_description("Cache reads, by cache and outcome (hit, fetched, shared, failed)")
@@ -131,7 +135,8 @@ impl Counted {
         Self { reads, attributes }
     }
 
-    fn add(&self, outcome: Outcome) {
+    /// Counts one read.
+    pub fn add(&self, outcome: Outcome) {
         self.reads.add(1, &self.attributes[outcome as usize]);
     }
 }
@@ -140,7 +145,7 @@ impl Counted {
 pub struct Reads<T> {
     invalidations: Invalidations,
     flights: Arc<Mutex<HashMap<String, Flight<T>>>>,
-    counted: Arc<Counted>,
+    counted: Arc<ReadCounter>,
 }
 
 // Derived `Clone` would ask `T: Clone`; only the handles are cloned.
@@ -161,7 +166,7 @@ impl<T: Send + Sync> Reads<T> {
         Self {
             invalidations: Invalidations::default(),
             flights: Arc::default(),
-            counted: Arc::new(Counted::new(cache)),
+            counted: Arc::new(ReadCounter::new(cache)),
         }
     }
 

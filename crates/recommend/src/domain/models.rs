@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
+use tailor_kit::cache::{Outcome, ReadCounter};
 use tailor_kit::time::{Micros, SECOND};
 
 use super::PURCHASE;
@@ -71,18 +72,25 @@ pub struct ModelSet {
     /// Popularity lists per category path prefix, derived after loading.
     #[serde(skip)]
     pub popular_by_category: HashMap<String, Vec<(ItemIdx, f32)>>,
-    /// Factor models' rankings of the users they were trained with and of the histories
-    /// they folded in, filled while serving.
+    /// Sources' rankings of the users they were trained with and of the histories they
+    /// ranked, filled while serving.
     #[serde(skip)]
     pub rankings: Rankings,
 }
 
-/// The best items of a factor model (ALS, BPR) for a user it was trained with, or for a
-/// history folded in, unfiltered: a function of the model and the user (or the history)
-/// alone, so it is computed once per model set (a full-catalog product, the largest single
-/// cost of a home feed) and only filtered per request.
+/// The best items of a source for a user it was trained with (factor models) or for a
+/// history (factor models folding it in, item-based models walking its items' neighbours),
+/// unfiltered: a function of the model and the user (or the history) alone, so it is
+/// computed once per model set (a full-catalog product or a few thousand neighbour look-ups,
+/// the largest costs of a placement) and only filtered per request.
 #[derive(Clone)]
-pub struct Rankings(moka::sync::Cache<(String, Ranked), Ranking>);
+pub struct Rankings {
+    /// By source, whom and depth (rankings of different depths are different lists).
+    kept: moka::sync::Cache<(String, Ranked, usize), Ranking>,
+    /// Hits and rankings computed, as `cache.reads{cache="recommend:rankings"}` (a request
+    /// that waited for another's ranking of the same key counts as a hit).
+    reads: Arc<ReadCounter>,
+}
 
 /// Whom a kept ranking is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,47 +121,64 @@ impl Ranked {
 pub type Ranking = Arc<[(ItemIdx, f32)]>;
 
 impl Rankings {
-    /// Items kept per ranking: a source's candidates after excluding what the user bought and
-    /// the caller excludes.
-    pub const DEPTH: usize = 256;
-    /// Ranked items kept in all (about 20 MB).
-    const CAPACITY: u64 = 2_500_000;
+    /// Items kept per ranking when requests read `k`: room for what the user bought and the
+    /// caller excludes (a request whose exclusions eat into it scores afresh). Deeper costs
+    /// every first request a longer sort and halves how many rankings fit.
+    pub fn depth(k: usize) -> usize {
+        k + 32
+    }
 
-    /// `source`'s ranking for `whom`, computed by `rank` on a miss.
+    /// Room for about `mib` MiB of rankings (8 bytes a ranked item).
+    pub fn new(mib: u64) -> Self {
+        Self {
+            kept: moka::sync::Cache::builder()
+                .weigher(|_, ranking: &Ranking| {
+                    u32::try_from(ranking.len()).unwrap_or(u32::MAX).max(1)
+                })
+                .max_capacity(mib.saturating_mul(1 << 20) / 8)
+                .build(),
+            reads: Arc::new(ReadCounter::new("recommend:rankings")),
+        }
+    }
+
+    /// `source`'s best `depth` items for `whom`, computed by `rank` on a miss.
     pub fn get_or_rank(
         &self,
         source: &str,
         whom: Ranked,
+        depth: usize,
         rank: impl FnOnce() -> Vec<(ItemIdx, f32)>,
     ) -> Ranking {
-        self.0
-            .get_with((source.to_owned(), whom), || Arc::from(rank()))
+        let mut ranked = false;
+        let ranking = self.kept.get_with((source.to_owned(), whom, depth), || {
+            ranked = true;
+            Arc::from(rank())
+        });
+        self.reads.add(if ranked {
+            Outcome::Fetched
+        } else {
+            Outcome::Hit
+        });
+        ranking
     }
 
     /// Drops every kept ranking (benchmarks of a first request).
     pub fn clear(&self) {
-        self.0.invalidate_all();
+        self.kept.invalidate_all();
     }
 }
 
 impl std::fmt::Debug for Rankings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rankings")
-            .field("users", &self.0.entry_count())
+            .field("rankings", &self.kept.entry_count())
             .finish()
     }
 }
 
 impl Default for Rankings {
     fn default() -> Self {
-        Self(
-            moka::sync::Cache::builder()
-                .weigher(|_, ranking: &Ranking| {
-                    u32::try_from(ranking.len()).unwrap_or(u32::MAX).max(1)
-                })
-                .max_capacity(Self::CAPACITY)
-                .build(),
-        )
+        Self::new(crate::config::ServingSettings::default().kept_rankings_mib)
     }
 }
 

@@ -15,7 +15,7 @@ use tailor_kit::time::{Micros, now_micros};
 use tokio::sync::{Notify, mpsc};
 
 use super::catalog::{Catalog, Item, normalise};
-use super::models::{ModelSet, TrainingInput, train};
+use super::models::{ModelSet, Rankings, TrainingInput, train};
 use super::serving::{self, Associated, Boost, Recommendation, Request};
 use super::user_states::UserStates;
 use super::{Placement, Touch};
@@ -171,8 +171,9 @@ impl Recommender {
             .await
             .map_err(anyhow::Error::from)?;
         match decoded {
-            Ok(set) => {
+            Ok(mut set) => {
                 tracing::info!(%version, sources = set.sources.len(), "model set loaded");
+                set.rankings = Rankings::new(self.settings.serving.kept_rankings_mib);
                 self.models.store(Arc::new(set));
                 Ok(true)
             }
@@ -473,9 +474,10 @@ impl Recommender {
         };
         let settings = self.settings.training.clone();
         let bar = progress.clone();
-        let set = tokio::task::spawn_blocking(move || train(&input, &settings, &bar))
+        let mut set = tokio::task::spawn_blocking(move || train(&input, &settings, &bar))
             .await
             .map_err(anyhow::Error::from)??;
+        set.rankings = Rankings::new(self.settings.serving.kept_rankings_mib);
         let row = ModelRow {
             version: set.version.clone(),
             created_at: set.trained_at,

@@ -336,9 +336,9 @@ fn popular_candidates(
 }
 
 /// A source's top `k` for the query without `exclude`: from the set's kept ranking of the
-/// user when the source ranks users by what it learnt about them alone, or of the history a
-/// factor model folds in (kept under `folded`, the key of the query's history), else scored
-/// now.
+/// user when the source ranks users by what it learnt about them alone, or of the history
+/// when it ranks by the history (kept under `folded`, the key of the query's history), else
+/// scored now.
 fn source_candidates(
     models: &ModelSet,
     source: &str,
@@ -348,17 +348,18 @@ fn source_candidates(
     k: usize,
     exclude: &[ItemIdx],
 ) -> Vec<(ItemIdx, f32)> {
+    let depth = Rankings::depth(k);
     let ranking = match query.user.filter(|u| model.ranks_by_user_alone(*u)) {
-        Some(user) => models.rankings.get_or_rank(source, Ranked::User(user), || {
-            model.recommend(&Query::known(user, &[]), Rankings::DEPTH, &[])
-        }),
-        // A history folded in ranks the same until it changes: the user's next request
-        // (another placement, the next screen) reuses it.
-        None if model.folds_in() && !query.history.is_empty() => {
-            models.rankings.get_or_rank(source, folded, || {
-                model.recommend(query, Rankings::DEPTH, &[])
-            })
-        }
+        Some(user) => models
+            .rankings
+            .get_or_rank(source, Ranked::User(user), depth, || {
+                model.recommend(&Query::known(user, &[]), depth, &[])
+            }),
+        // A history ranks the same until it changes: the user's next request (another
+        // placement, the next screen) reuses it, and so does everyone's page of a product.
+        None if model.ranks_by_history() && !query.history.is_empty() => models
+            .rankings
+            .get_or_rank(source, folded, depth, || model.recommend(query, depth, &[])),
         None => return model.recommend(query, k, exclude),
     };
     let excluded: FxHashSet<ItemIdx> = exclude.iter().copied().collect();
@@ -369,7 +370,7 @@ fn source_candidates(
         .copied()
         .collect();
     // A short list from a full-depth ranking means the exclusions ate into it: score afresh.
-    if top.len() < k && ranking.len() == Rankings::DEPTH {
+    if top.len() < k && ranking.len() == depth {
         return model.recommend(query, k, exclude);
     }
     top

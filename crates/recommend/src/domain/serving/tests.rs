@@ -273,14 +273,24 @@ fn assert_serves_as_scoring(
 }
 
 #[test]
-fn factor_sources_serve_kept_rankings_exactly_as_scoring_would() {
+fn kept_rankings_serve_exactly_as_scoring_would() {
     let (models, _) = world();
+    let u0 = models.users.get("u0").unwrap();
+    let kept_sources: Vec<&String> = models
+        .sources
+        .iter()
+        .filter(|(_, m)| m.ranks_by_history())
+        .map(|(name, _)| name)
+        .collect();
     let factor_sources: Vec<&String> = models
         .sources
         .iter()
-        .filter(|(_, m)| m.folds_in())
+        .filter(|(_, m)| m.ranks_by_user_alone(u0))
         .map(|(name, _)| name)
         .collect();
+    for source in ["als", "itemknn", "sequence", "content"] {
+        assert!(kept_sources.iter().any(|s| *s == source), "{source}");
+    }
     assert!(!factor_sources.is_empty());
     let b1 = models.items.get("b1").unwrap();
     let k1 = models.items.get("k1").unwrap();
@@ -296,12 +306,13 @@ fn factor_sources_serve_kept_rankings_exactly_as_scoring_would() {
             assert_serves_as_scoring(&models, source, &Query::known(user, &history), &excludes);
         }
     }
-    // Users the models never saw: their history is folded in, ranked once and kept until it
-    // changes, and serves exactly as scoring would.
+    // Users the factor models never saw (their history is folded in) and every user of the
+    // item-based sources: the history is ranked once and kept until it changes, and serves
+    // exactly as scoring would.
     let model = &models.sources["als"];
     assert!(!model.ranks_by_user_alone(u32::MAX));
     let weights = [3.0, 1.0];
-    for source in &factor_sources {
+    for source in &kept_sources {
         for history in [vec![b1], vec![b1, k1]] {
             let queries = [
                 Query::anonymous(&history),
@@ -317,12 +328,13 @@ fn factor_sources_serve_kept_rankings_exactly_as_scoring_would() {
         }
     }
     // What was scored is kept: asking again ranks nothing.
-    for source in &factor_sources {
-        models
-            .rankings
-            .get_or_rank(source, Ranked::history(&[b1], None), || {
-                panic!("{source}: the folded-in history was not kept")
-            });
+    for source in &kept_sources {
+        models.rankings.get_or_rank(
+            source,
+            Ranked::history(&[b1], None),
+            Rankings::depth(20),
+            || panic!("{source}: the folded-in history was not kept"),
+        );
     }
     // Different histories are kept apart.
     assert_ne!(Ranked::history(&[b1], None), Ranked::history(&[k1], None));
