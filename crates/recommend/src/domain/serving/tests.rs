@@ -345,6 +345,57 @@ fn kept_rankings_serve_exactly_as_scoring_would() {
 }
 
 #[test]
+fn exclusions_deeper_than_a_kept_ranking_score_afresh() {
+    // 80 items, so ALS's kept ranking of a user is cut at its depth.
+    let items: Vec<Arc<Item>> = (0..80)
+        .map(|i| {
+            Arc::new(Item {
+                item_id: format!("i{i}"),
+                title: format!("item {i}"),
+                category: format!("c{}", i % 5),
+                available: true,
+                ..Item::default()
+            })
+        })
+        .collect();
+    let rows: Vec<TrainingRow> = (0..40i64)
+        .flat_map(|u| {
+            (0..30i64).map(move |j| TrainingRow {
+                user_id: format!("u{u}"),
+                item_id: format!("i{}", (u * 2 + j) % 80),
+                kind: 1,
+                weight: 1.0,
+                occurred_at: (u * 30 + j + 1) * SECOND,
+            })
+        })
+        .collect();
+    let input = TrainingInput {
+        rows,
+        catalog: items,
+        regions: HashMap::new(),
+    };
+    let settings = TrainingSettings {
+        holdout: false,
+        ..TrainingSettings::default()
+    };
+    let models = train(&input, &settings, &ProgressBar::hidden()).unwrap();
+    let model = &models.sources["als"];
+    let user = models.users.get("u3").unwrap();
+    assert!(model.ranks_by_user_alone(user));
+    let query = Query::known(user, &[]);
+    let k = 20;
+    let depth = Rankings::depth(k);
+    let full = model.recommend(&query, depth, &[]);
+    assert_eq!(full.len(), depth, "the kept ranking is cut at its depth");
+    // The exclusions take all but 12 of the kept items: the page needs 20.
+    let exclude: Vec<ItemIdx> = full.iter().take(depth - 12).map(|(i, _)| *i).collect();
+    let folded = Ranked::history(&[], None);
+    let served = source_candidates(&models, "als", model, &query, folded, k, &exclude);
+    assert_eq!(served.len(), k);
+    assert_eq!(served, model.recommend(&query, k, &exclude));
+}
+
+#[test]
 fn diversifying_reads_candidates_only_until_the_page_is_full() {
     let item = |id: &str, category: &str| {
         Arc::new(Item {
