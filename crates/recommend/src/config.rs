@@ -92,6 +92,10 @@ pub struct ServingSettings {
     pub kept_rankings_mib: u64,
 }
 
+/// Default of [`ServingSettings::kept_rankings_mib`], also the budget of a model set built
+/// outside a service (training, tests, benches).
+pub const KEPT_RANKINGS_MIB: u64 = 64;
+
 impl Default for ServingSettings {
     fn default() -> Self {
         Self {
@@ -115,7 +119,7 @@ impl Default for ServingSettings {
             history_length: 50,
             history_ttl: Duration::from_millis(300),
             history_ttl_in_process: Duration::from_secs(60),
-            kept_rankings_mib: 64,
+            kept_rankings_mib: KEPT_RANKINGS_MIB,
         }
     }
 }

@@ -178,7 +178,7 @@ impl std::fmt::Debug for Rankings {
 
 impl Default for Rankings {
     fn default() -> Self {
-        Self::new(crate::config::ServingSettings::default().kept_rankings_mib)
+        Self::new(crate::config::KEPT_RANKINGS_MIB)
     }
 }
 

@@ -58,19 +58,26 @@ fn world() -> (ModelSet, Catalog) {
             });
         }
     }
+    let regions = HashMap::from([("u1".to_owned(), "CN-31".to_owned())]);
+    (trained(rows, catalog.all(), regions), catalog)
+}
+
+/// Every default source trained on `rows`, without a holdout.
+fn trained(
+    rows: Vec<TrainingRow>,
+    catalog: Vec<Arc<Item>>,
+    regions: HashMap<String, String>,
+) -> ModelSet {
     let input = TrainingInput {
         rows,
-        catalog: catalog.all(),
-        regions: HashMap::from([("u1".to_owned(), "CN-31".to_owned())]),
+        catalog,
+        regions,
     };
     let settings = TrainingSettings {
         holdout: false,
         ..TrainingSettings::default()
     };
-    (
-        train(&input, &settings, &ProgressBar::hidden()).unwrap(),
-        catalog,
-    )
+    train(&input, &settings, &ProgressBar::hidden()).unwrap()
 }
 
 fn request<'a>(
@@ -369,16 +376,7 @@ fn exclusions_deeper_than_a_kept_ranking_score_afresh() {
             })
         })
         .collect();
-    let input = TrainingInput {
-        rows,
-        catalog: items,
-        regions: HashMap::new(),
-    };
-    let settings = TrainingSettings {
-        holdout: false,
-        ..TrainingSettings::default()
-    };
-    let models = train(&input, &settings, &ProgressBar::hidden()).unwrap();
+    let models = trained(rows, items, HashMap::new());
     let model = &models.sources["als"];
     let user = models.users.get("u3").unwrap();
     assert!(model.ranks_by_user_alone(user));
