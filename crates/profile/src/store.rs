@@ -51,6 +51,32 @@ pub struct StoredEvent {
     pub received_at: Micros,
 }
 
+/// The indexed columns of a profile row besides its key, as a write derives them from the
+/// record: what decides whether the write must touch the row's indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedColumns {
+    lifecycle: String,
+    first_seen_at: Micros,
+    /// The day (since the epoch) of the latest event: the lifecycle sweep needs no finer
+    /// grain, and it changes at most once a day where the time changes with every event.
+    last_event_day: i64,
+}
+
+impl IndexedColumns {
+    /// The columns as `record` would be written.
+    pub fn of(record: &ProfileRecord) -> Self {
+        let (first_seen_at, last_event_at) = record
+            .state
+            .as_ref()
+            .map_or((0, 0), |s| (s.first_seen_at, s.last_event_at));
+        Self {
+            lifecycle: record.lifecycle.clone(),
+            first_seen_at,
+            last_event_day: last_event_at.div_euclid(DAY),
+        }
+    }
+}
+
 const EVENT_COLUMNS: &str = "user_id, event_id, kind, occurred_at, item_id, category, brand, tags, query, \
      quantity, price_minor, currency, discounted, rating, review_text, session_id, received_at";
 const EVENT_COLUMN_COUNT: usize = 17;
@@ -176,44 +202,79 @@ impl Store {
     /// Writes profiles' derived state (attributes and consent are left as they are), each as
     /// the next revision of the one it was read at. Fails with [`Error::Conflict`] when
     /// another writer wrote one of them since (then nothing should be committed).
-    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_profiles"))]
     pub async fn save_profiles(
         &self,
         tx: &mut Tx,
         records: &[&ProfileRecord],
         now: Micros,
     ) -> Result<()> {
-        const COLUMNS: usize = 7;
+        self.save_profiles_over(tx, records, &HashMap::new(), now)
+            .await
+    }
+
+    /// [`Self::save_profiles`] over rows whose indexed columns were `stored` (by user): a
+    /// profile whose indexed columns stay as they were is written without assigning them,
+    /// which leaves their indexes alone (SQLite rewrites an index entry whenever its column
+    /// is assigned, even the same value; PostgreSQL can then update the row in place).
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_profiles"))]
+    pub async fn save_profiles_over(
+        &self,
+        tx: &mut Tx,
+        records: &[&ProfileRecord],
+        stored: &HashMap<String, IndexedColumns>,
+        now: Micros,
+    ) -> Result<()> {
+        let (same_keys, new_keys): (Vec<&ProfileRecord>, Vec<&ProfileRecord>) = records
+            .iter()
+            .partition(|record| stored.get(&record.user_id) == Some(&IndexedColumns::of(record)));
+        self.write_profiles(tx, &same_keys, "", now).await?;
+        self.write_profiles(
+            tx,
+            &new_keys,
+            "lifecycle = excluded.lifecycle, first_seen_at = excluded.first_seen_at, \
+             last_event_day = excluded.last_event_day, ",
+            now,
+        )
+        .await
+    }
+
+    /// Upserts `records` as the next revisions of the stored rows, assigning the state, the
+    /// unindexed columns and `set_indexed` on conflict.
+    async fn write_profiles(
+        &self,
+        tx: &mut Tx,
+        records: &[&ProfileRecord],
+        set_indexed: &str,
+        now: Micros,
+    ) -> Result<()> {
+        const COLUMNS: usize = 8;
         for chunk in records.chunks(MAX_BIND_PARAMETERS / COLUMNS) {
             let backend = self.db.backend();
             let sql = format!(
-                "{} user_profile \
-                 (user_id, state, lifecycle, first_seen_at, last_event_at, updated_at, revision) \
+                "{} user_profile (user_id, state, lifecycle, first_seen_at, last_event_at, \
+                 last_event_day, updated_at, revision) \
                  VALUES {} ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, \
-                 lifecycle = excluded.lifecycle, first_seen_at = excluded.first_seen_at, \
-                 last_event_at = excluded.last_event_at, updated_at = excluded.updated_at, \
-                 revision = excluded.revision \
+                 {set_indexed}last_event_at = excluded.last_event_at, \
+                 updated_at = excluded.updated_at, revision = excluded.revision \
                  WHERE user_profile.revision = excluded.revision - 1",
                 backend.insert_into(),
                 backend.values_placeholders(chunk.len(), COLUMNS, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for record in chunk {
+                let keys = IndexedColumns::of(record);
                 // Encoded from a reference: states hold hundreds of interests and items.
-                let (state, first_seen, last_event) = match &record.state {
-                    Some(state) => (
-                        state.encode_to_vec(),
-                        state.first_seen_at,
-                        state.last_event_at,
-                    ),
-                    None => (ProfileState::default().encode_to_vec(), 0, 0),
+                let (state, last_event) = match &record.state {
+                    Some(state) => (state.encode_to_vec(), state.last_event_at),
+                    None => (ProfileState::default().encode_to_vec(), 0),
                 };
                 query = query
                     .bind(&record.user_id)
                     .bind(state)
                     .bind(&record.lifecycle)
-                    .bind(first_seen)
+                    .bind(keys.first_seen_at)
                     .bind(last_event)
+                    .bind(keys.last_event_day)
                     .bind(now)
                     .bind(record.revision + 1);
             }
@@ -433,19 +494,25 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<String>> {
         let (new_days, active_days, churn_days) = days;
-        let rows = sqlx::query(
+        let mut query = sqlx::query(
             "SELECT user_id FROM user_profile WHERE first_seen_at > 0 AND ( \
                (lifecycle = 'new' AND first_seen_at < $1) \
-               OR (lifecycle IN ('new', 'active') AND last_event_at < $2) \
-               OR (lifecycle IN ('new', 'active', 'at_risk') AND last_event_at < $3)) \
-             ORDER BY user_id LIMIT CAST($4 AS BIGINT)",
+               OR (lifecycle IN ('new', 'active') AND last_event_day <= $3 AND last_event_at < $2) \
+               OR (lifecycle IN ('new', 'active', 'at_risk') AND last_event_day <= $5 \
+                   AND last_event_at < $4)) \
+             ORDER BY user_id LIMIT CAST($6 AS BIGINT)",
         )
-        .bind(now - i64::from(new_days) * DAY)
-        .bind(now - i64::from(active_days) * DAY)
-        .bind(now - i64::from(churn_days) * DAY)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(self.db.pool())
-        .await?;
+        .bind(now - i64::from(new_days) * DAY);
+        // The index narrows by day (an event before the cutoff is on its day or earlier);
+        // the time decides.
+        for days in [active_days, churn_days] {
+            let cutoff = now - i64::from(days) * DAY;
+            query = query.bind(cutoff).bind(cutoff.div_euclid(DAY));
+        }
+        let rows = query
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.db.pool())
+            .await?;
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 

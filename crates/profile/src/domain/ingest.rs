@@ -28,7 +28,7 @@ use super::profile::{EventContext, Lifecycle, ProfileRecord};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::events;
-use crate::store::{SentimentDelta, Store, Tx};
+use crate::store::{IndexedColumns, SentimentDelta, Store, Tx};
 
 /// Calls waiting for the writer; beyond it callers wait to enqueue (back pressure).
 const QUEUE: usize = 1024;
@@ -308,6 +308,10 @@ impl Writer {
         users.sort_unstable();
         users.dedup();
         let mut records = self.load_profiles(&mut tx, &users).await?;
+        let stored: HashMap<String, IndexedColumns> = records
+            .iter()
+            .map(|(user, record)| (user.clone(), IndexedColumns::of(record)))
+            .collect();
         let currency = self.settings.ingest.reporting_currency.as_str();
         let categories: Vec<&str> = batch
             .iter()
@@ -376,7 +380,9 @@ impl Writer {
         }
 
         let to_save: Vec<&ProfileRecord> = users.iter().filter_map(|u| records.get(*u)).collect();
-        store.save_profiles(&mut tx, &to_save, now).await?;
+        store
+            .save_profiles_over(&mut tx, &to_save, &stored, now)
+            .await?;
         let price_deltas: Vec<(String, i64, i64)> = price_deltas
             .into_iter()
             .map(|(c, (n, sum))| (c, n, sum))

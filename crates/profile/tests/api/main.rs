@@ -6,5 +6,6 @@
 mod analytics;
 mod helpers;
 mod ingest;
+mod lifecycle;
 mod privacy;
 mod profiles;

@@ -1,0 +1,157 @@
+//! Lifecycle segments as stored: the writer's change detection, the sweep that moves users
+//! whose segment changed with time alone, and the indexed columns those rely on. Driven
+//! through the use-cases with explicit clocks (the gRPC edge always uses the real one).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Row as _;
+use tailor_kit::cache::Cache;
+use tailor_kit::events::outbox::RelayWaker;
+use tailor_kit::testing::TestDb;
+use tailor_kit::time::{DAY, Micros, now_micros};
+use tailor_profile::domain::event::RawEvent;
+use tailor_profile::domain::profiles::Profiles;
+use tailor_profile::store::Store;
+use tailor_profile::{MIGRATIONS, Settings};
+
+const HOUR: Micros = DAY / 24;
+
+async fn databases() -> Vec<TestDb> {
+    tailor_kit::testing::init_for_tests();
+    let mut dbs = vec![TestDb::sqlite(&MIGRATIONS).await.unwrap()];
+    match TestDb::postgres(&MIGRATIONS).await.unwrap() {
+        Some(db) => dbs.push(db),
+        None => eprintln!("DATABASE_URL not set: PostgreSQL part skipped"),
+    }
+    dbs
+}
+
+fn profiles(db: &TestDb) -> Profiles {
+    Profiles::new(
+        Store::new(db.db.clone()),
+        Cache::new(None, "profile:record", Duration::from_secs(60), 1_000),
+        Arc::new(Settings::default()),
+        RelayWaker::default(),
+    )
+}
+
+/// `user` viewed an item at `at`, recorded an hour later.
+async fn view(profiles: &Profiles, user: &str, at: Micros) {
+    let raw = RawEvent {
+        event_id: format!("{user}-{at}"),
+        user_id: user.to_owned(),
+        kind: 1,
+        occurred_at: Some(at),
+        item_id: "i1".to_owned(),
+        category: "books".to_owned(),
+        ..RawEvent::default()
+    };
+    let report = profiles
+        .record(vec![raw], None, at + HOUR, 0)
+        .await
+        .unwrap();
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+}
+
+/// The stored (segment, last_event_at, last_event_day) of `user`.
+async fn stored(db: &TestDb, user: &str) -> (String, i64, i64) {
+    let row = sqlx::query(
+        "SELECT lifecycle, last_event_at, last_event_day FROM user_profile WHERE user_id = $1",
+    )
+    .bind(user)
+    .fetch_one(db.db.pool())
+    .await
+    .unwrap();
+    (
+        row.try_get(0).unwrap(),
+        row.try_get(1).unwrap(),
+        row.try_get(2).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn indexed_columns_follow_every_write_whether_or_not_it_assigns_them() {
+    // Noon of a day ninety days ago: every event below stays clear of day boundaries.
+    let t0 = (now_micros() - 90 * DAY).div_euclid(DAY) * DAY + 12 * HOUR;
+    for db in databases().await {
+        let profiles = profiles(&db);
+        view(&profiles, "ada", t0).await;
+        assert_eq!(
+            stored(&db, "ada").await,
+            ("new".to_owned(), t0, t0 / DAY),
+            "{}",
+            db.label
+        );
+        // Same day, same segment: written without assigning the indexed columns.
+        view(&profiles, "ada", t0 + HOUR).await;
+        assert_eq!(
+            stored(&db, "ada").await,
+            ("new".to_owned(), t0 + HOUR, t0 / DAY),
+            "{}",
+            db.label
+        );
+        // A later day, still new: the day moves.
+        view(&profiles, "ada", t0 + 2 * DAY).await;
+        assert_eq!(
+            stored(&db, "ada").await,
+            ("new".to_owned(), t0 + 2 * DAY, t0 / DAY + 2),
+            "{}",
+            db.label
+        );
+        // Past the new days: the segment moves, and so does the day.
+        view(&profiles, "ada", t0 + 10 * DAY).await;
+        assert_eq!(
+            stored(&db, "ada").await,
+            ("active".to_owned(), t0 + 10 * DAY, t0 / DAY + 10),
+            "{}",
+            db.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_sweep_moves_exactly_the_users_whose_segment_time_changed() {
+    let settings = Settings::default();
+    let lc = &settings.model.lifecycle;
+    // The sweep runs at noon, so the active cutoff (a whole number of days earlier) is at
+    // noon too, and events a minute either side of it share their day.
+    let sweep_at = now_micros().div_euclid(DAY) * DAY + 12 * HOUR;
+    let cutoff = sweep_at - Micros::from(lc.active_days) * DAY;
+    let minute = HOUR / 60;
+    for db in databases().await {
+        let profiles = profiles(&db);
+        // Active when recorded (first seen long before), each idle since a given moment.
+        for (user, last) in [
+            ("idle", cutoff - 5 * DAY),
+            ("just-idle", cutoff - minute),
+            ("not-yet", cutoff + minute),
+            ("busy", sweep_at - DAY),
+        ] {
+            view(&profiles, user, cutoff - 20 * DAY).await;
+            view(&profiles, user, last).await;
+            assert_eq!(stored(&db, user).await.0, "active", "{}: {user}", db.label);
+        }
+        // New when recorded, past the new days at the sweep.
+        view(&profiles, "newcomer", sweep_at - 8 * DAY).await;
+        assert_eq!(stored(&db, "newcomer").await.0, "new", "{}", db.label);
+
+        let changed = profiles.sweep_lifecycles(sweep_at).await.unwrap();
+        assert_eq!(changed, 3, "{}", db.label);
+        for (user, segment) in [
+            ("idle", "at_risk"),
+            ("just-idle", "at_risk"),
+            ("not-yet", "active"),
+            ("busy", "active"),
+            ("newcomer", "active"),
+        ] {
+            assert_eq!(stored(&db, user).await.0, segment, "{}: {user}", db.label);
+        }
+        assert_eq!(
+            profiles.sweep_lifecycles(sweep_at).await.unwrap(),
+            0,
+            "{}: nothing left to move",
+            db.label
+        );
+    }
+}
