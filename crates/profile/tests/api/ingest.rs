@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use prost::Message as _;
 use tailor_kit::events::{decode_envelope, topics, unpack};
+use tailor_kit::testing::TestDb;
 use tailor_kit::time::now_micros;
+use tailor_profile::MIGRATIONS;
 use tailor_profile::domain::profile::ProfileRecord;
 use tailor_profile::error::Error;
 use tailor_profile::store::Store;
@@ -351,4 +353,23 @@ async fn a_profile_saved_from_a_stale_read_is_refused_not_overwritten() {
         .await;
         assert_eq!(profile(&app, "sam").await.event_count, 102, "{}", app.label);
     }
+}
+
+#[tokio::test]
+async fn postgres_compresses_profile_states_with_lz4() {
+    // Every group rewrites its users' states; with PostgreSQL's default (pglz) compressing
+    // them was a sixth of the server's time under ingestion.
+    tailor_kit::testing::init_for_tests();
+    let Some(db) = TestDb::postgres(&MIGRATIONS).await.unwrap() else {
+        eprintln!("DATABASE_URL not set: skipped");
+        return;
+    };
+    let method: String = sqlx::query_scalar(
+        "SELECT attcompression::text FROM pg_attribute \
+         WHERE attrelid = 'user_profile'::regclass AND attname = 'state'",
+    )
+    .fetch_one(db.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(method, "l", "lz4");
 }
