@@ -215,7 +215,7 @@ impl Store {
     /// [`Self::save_profiles`] over rows whose indexed columns were `stored` (by user): a
     /// profile whose indexed columns stay as they were is written without assigning them,
     /// which leaves their indexes alone (SQLite rewrites an index entry whenever its column
-    /// is assigned, even the same value; PostgreSQL can then update the row in place).
+    /// is assigned, even to the value it had; PostgreSQL can then update the row in place).
     #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_profiles"))]
     pub async fn save_profiles_over(
         &self,
@@ -224,13 +224,13 @@ impl Store {
         stored: &HashMap<String, IndexedColumns>,
         now: Micros,
     ) -> Result<()> {
-        let (same_keys, new_keys): (Vec<&ProfileRecord>, Vec<&ProfileRecord>) = records
+        let (indexed_same, indexed_changed): (Vec<&ProfileRecord>, Vec<&ProfileRecord>) = records
             .iter()
             .partition(|record| stored.get(&record.user_id) == Some(&IndexedColumns::of(record)));
-        self.write_profiles(tx, &same_keys, "", now).await?;
+        self.write_profiles(tx, &indexed_same, "", now).await?;
         self.write_profiles(
             tx,
-            &new_keys,
+            &indexed_changed,
             "lifecycle = excluded.lifecycle, first_seen_at = excluded.first_seen_at, \
              last_event_day = excluded.last_event_day, ",
             now,
@@ -262,7 +262,7 @@ impl Store {
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for record in chunk {
-                let keys = IndexedColumns::of(record);
+                let indexed = IndexedColumns::of(record);
                 // Encoded from a reference: states hold hundreds of interests and items.
                 let (state, last_event) = match &record.state {
                     Some(state) => (state.encode_to_vec(), state.last_event_at),
@@ -272,9 +272,9 @@ impl Store {
                     .bind(&record.user_id)
                     .bind(state)
                     .bind(&record.lifecycle)
-                    .bind(keys.first_seen_at)
+                    .bind(indexed.first_seen_at)
                     .bind(last_event)
-                    .bind(keys.last_event_day)
+                    .bind(indexed.last_event_day)
                     .bind(now)
                     .bind(record.revision + 1);
             }
