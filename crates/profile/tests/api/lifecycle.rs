@@ -1,5 +1,5 @@
-//! Lifecycle segments as stored: the writer's change detection, the sweep that moves users
-//! whose segment changed with time alone, and the indexed columns those rely on. Driven
+//! Lifecycle segments as stored and published: the writer's change detection, the sweep that
+//! moves users whose segment changed with time alone, and the indexed columns those rely on. Driven
 //! through the use-cases with explicit clocks (the gRPC edge always uses the real one).
 
 use std::sync::Arc;
@@ -8,12 +8,14 @@ use std::time::Duration;
 use sqlx::Row as _;
 use tailor_kit::cache::Cache;
 use tailor_kit::events::outbox::RelayWaker;
+use tailor_kit::events::{decode_envelope, topics, unpack};
 use tailor_kit::testing::TestDb;
 use tailor_kit::time::{DAY, Micros, now_micros};
 use tailor_profile::domain::event::RawEvent;
 use tailor_profile::domain::profiles::Profiles;
 use tailor_profile::store::Store;
 use tailor_profile::{MIGRATIONS, Settings};
+use tailor_proto::events::v1::ProfileSegmentChanged;
 
 const HOUR: Micros = DAY / 24;
 
@@ -70,6 +72,27 @@ async fn stored(db: &TestDb, user: &str) -> (String, i64, i64) {
     )
 }
 
+/// The segment changes enqueued for publishing so far, in order: (user, previous, segment).
+/// No relay runs here, so the outbox keeps them all.
+async fn segment_changes(db: &TestDb) -> Vec<(String, String, String)> {
+    let rows = sqlx::query("SELECT envelope FROM outbox WHERE topic = $1 ORDER BY outbox_id")
+        .bind(topics::PROFILE_SEGMENT_CHANGED)
+        .fetch_all(db.db.pool())
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| {
+            let envelope = decode_envelope(&row.try_get::<Vec<u8>, _>(0).unwrap()).unwrap();
+            let change: ProfileSegmentChanged = unpack(&envelope).unwrap();
+            (change.user_id, change.previous_segment, change.segment)
+        })
+        .collect()
+}
+
+fn change(user: &str, previous: &str, segment: &str) -> (String, String, String) {
+    (user.to_owned(), previous.to_owned(), segment.to_owned())
+}
+
 #[tokio::test]
 async fn indexed_columns_follow_every_write_whether_or_not_it_assigns_them() {
     // Noon of a day ninety days ago: every event below stays clear of day boundaries.
@@ -107,6 +130,12 @@ async fn indexed_columns_follow_every_write_whether_or_not_it_assigns_them() {
             "{}",
             db.label
         );
+        assert_eq!(
+            segment_changes(&db).await,
+            [change("ada", "", "new"), change("ada", "new", "active")],
+            "{}: published once per change",
+            db.label
+        );
     }
 }
 
@@ -136,8 +165,21 @@ async fn the_sweep_moves_exactly_the_users_whose_segment_time_changed() {
         view(&profiles, "newcomer", sweep_at - 8 * DAY).await;
         assert_eq!(stored(&db, "newcomer").await.0, "new", "{}", db.label);
 
+        let published = segment_changes(&db).await.len();
         let changed = profiles.sweep_lifecycles(sweep_at).await.unwrap();
         assert_eq!(changed, 3, "{}", db.label);
+        let mut swept = segment_changes(&db).await.split_off(published);
+        swept.sort();
+        assert_eq!(
+            swept,
+            [
+                change("idle", "active", "at_risk"),
+                change("just-idle", "active", "at_risk"),
+                change("newcomer", "new", "active"),
+            ],
+            "{}",
+            db.label
+        );
         for (user, segment) in [
             ("idle", "at_risk"),
             ("just-idle", "at_risk"),
