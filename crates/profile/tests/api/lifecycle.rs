@@ -21,12 +21,7 @@ const HOUR: Micros = DAY / 24;
 
 async fn databases() -> Vec<TestDb> {
     tailor_kit::testing::init_for_tests();
-    let mut dbs = vec![TestDb::sqlite(&MIGRATIONS).await.unwrap()];
-    match TestDb::postgres(&MIGRATIONS).await.unwrap() {
-        Some(db) => dbs.push(db),
-        None => eprintln!("DATABASE_URL not set: PostgreSQL part skipped"),
-    }
-    dbs
+    TestDb::every_backend(&MIGRATIONS).await.unwrap()
 }
 
 fn profiles(db: &TestDb) -> Profiles {
@@ -99,37 +94,36 @@ async fn indexed_columns_follow_every_write_whether_or_not_it_assigns_them() {
     let t0 = (now_micros() - 90 * DAY).div_euclid(DAY) * DAY + 12 * HOUR;
     for db in databases().await {
         let profiles = profiles(&db);
-        view(&profiles, "ada", t0).await;
-        assert_eq!(
-            stored(&db, "ada").await,
-            ("new".to_owned(), t0, t0 / DAY),
-            "{}",
-            db.label
-        );
-        // Same day, same segment: written without assigning the indexed columns.
-        view(&profiles, "ada", t0 + HOUR).await;
-        assert_eq!(
-            stored(&db, "ada").await,
-            ("new".to_owned(), t0 + HOUR, t0 / DAY),
-            "{}",
-            db.label
-        );
-        // A later day, still new: the day moves.
-        view(&profiles, "ada", t0 + 2 * DAY).await;
-        assert_eq!(
-            stored(&db, "ada").await,
-            ("new".to_owned(), t0 + 2 * DAY, t0 / DAY + 2),
-            "{}",
-            db.label
-        );
-        // Past the new days: the segment moves, and so does the day.
-        view(&profiles, "ada", t0 + 10 * DAY).await;
-        assert_eq!(
-            stored(&db, "ada").await,
-            ("active".to_owned(), t0 + 10 * DAY, t0 / DAY + 10),
-            "{}",
-            db.label
-        );
+        // (event time, stored segment, stored day) after each write, and why.
+        for (at, segment, day, why) in [
+            (t0, "new", t0 / DAY, "first event"),
+            (
+                t0 + HOUR,
+                "new",
+                t0 / DAY,
+                "same day and segment: not assigned",
+            ),
+            (
+                t0 + 2 * DAY,
+                "new",
+                t0 / DAY + 2,
+                "a later day: the day moves",
+            ),
+            (
+                t0 + 10 * DAY,
+                "active",
+                t0 / DAY + 10,
+                "past the new days: both move",
+            ),
+        ] {
+            view(&profiles, "ada", at).await;
+            assert_eq!(
+                stored(&db, "ada").await,
+                (segment.to_owned(), at, day),
+                "{}: {why}",
+                db.label
+            );
+        }
         assert_eq!(
             segment_changes(&db).await,
             [change("ada", "", "new"), change("ada", "new", "active")],
