@@ -105,29 +105,10 @@ pub fn table<'a>(before: &'a Report, after: &'a Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Machine, Percentiles, Side};
+    use crate::report::{Machine, Side};
 
     fn run(rate: u32, p99: f64, sustained: bool) -> RunReport {
-        RunReport {
-            label: format!("{rate}/s"),
-            offered_rate: Some(f64::from(rate)),
-            users: None,
-            warmup_s: 1.0,
-            duration_s: 1.0,
-            requests: u64::from(rate),
-            errors: 0,
-            throughput: f64::from(rate),
-            items_per_s: f64::from(rate),
-            latency_ms: Percentiles {
-                count: 10,
-                p50: p99 / 2.0,
-                p99,
-                ..Percentiles::default()
-            },
-            dispatch_lag_ms: None,
-            sustained,
-            steps: Vec::new(),
-        }
+        RunReport::example(f64::from(rate), p99, sustained)
     }
 
     fn report(runs: Vec<RunReport>) -> Report {

@@ -145,7 +145,7 @@ pub struct StepStats {
 }
 
 impl StepStats {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             latency: histogram(),
             errors: BTreeMap::new(),

@@ -2,7 +2,8 @@
 //! file, the way DeathStarBench's wrk2 drives microservices — constant-rate open-loop load
 //! with latency measured from each request's intended start (no coordinated omission), the
 //! full percentile spectrum from HdrHistogram — plus closed-loop virtual users and rate
-//! sweeps that find the saturation point. An echo server started in-process and driven the
+//! sweeps that find the saturation point (bisecting between the last level sustained and the
+//! first not, `--refine`). An echo server started in-process and driven the
 //! same way, with the same message sizes, gives the RPC ceiling of the machine, and every
 //! report states Tailor's figures as a ratio to it.
 //!
@@ -100,6 +101,12 @@ pub struct LoadgenArgs {
     /// sustained, to find the saturation point.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub rates: Vec<f64>,
+
+    /// Sweeps: after the first level not sustained, this many more levels bisecting the
+    /// interval between it and the last level sustained, so the saturation point (and the
+    /// ratio to the echo ceiling) is known to a few per cent, not to the sweep's step.
+    #[arg(long, default_value_t = 3)]
+    pub refine: usize,
 
     /// Closed loop: virtual users.
     #[arg(long)]

@@ -13,7 +13,8 @@ use crate::engine::{Load, PhaseStats};
 
 /// A run is sustained when it achieved at least this share of the offered rate...
 const SUSTAINED_SHARE: f64 = 0.95;
-/// ...with at most this share of errors.
+/// ...with at most this share of errors, and as many partial answers (a screen whose modules
+/// the gateway had to leave out is the system shedding load, not serving it).
 const MAX_ERROR_SHARE: f64 = 0.01;
 
 /// Everything one `loadgen` invocation measured.
@@ -126,8 +127,8 @@ pub struct RunReport {
     pub latency_ms: Percentiles,
     /// Open loop: how late the generator sent calls after their intended start.
     pub dispatch_lag_ms: Option<Percentiles>,
-    /// Open loop: the offered rate was achieved (≥ 95 %), errors ≤ 1 %, p99 within the SLO.
-    /// Closed loop: errors ≤ 1 %.
+    /// Open loop: the offered rate was achieved (≥ 95 %), errors and partial answers ≤ 1 %
+    /// each, p99 within the SLO; closed loop: errors and partial answers ≤ 1 % each.
     pub sustained: bool,
     /// Per step.
     pub steps: Vec<StepReport>,
@@ -268,17 +269,18 @@ pub fn summarise(stats: &PhaseStats, names: &[(String, String)], slo_p99: Durati
     let errors: u64 = steps.iter().map(|s| s.errors.values().sum::<u64>()).sum();
     let throughput = steps.iter().map(|s| s.throughput).sum();
     let latency = Percentiles::of(&stats.all);
-    let error_share_ok = errors as f64 <= MAX_ERROR_SHARE * requests.max(1) as f64;
+    let partial: u64 = steps.iter().map(|s| s.partial_answers).sum();
+    let within = |n: u64| n as f64 <= MAX_ERROR_SHARE * requests.max(1) as f64;
+    let served = requests > 0 && within(errors) && within(partial);
     let (offered_rate, users, sustained) = match stats.load {
         Load::Open { rate } => (
             Some(rate),
             None,
-            requests > 0
+            served
                 && throughput >= SUSTAINED_SHARE * rate
-                && error_share_ok
                 && latency.p99 <= slo_p99.as_secs_f64() * 1000.0,
         ),
-        Load::Closed { users } => (None, Some(users), requests > 0 && error_share_ok),
+        Load::Closed { users } => (None, Some(users), served),
     };
     RunReport {
         label: level_label(stats.load),
@@ -294,6 +296,33 @@ pub fn summarise(stats: &PhaseStats, names: &[(String, String)], slo_p99: Durati
         dispatch_lag_ms: stats.lag.as_ref().map(Percentiles::of),
         sustained,
         steps,
+    }
+}
+
+#[cfg(test)]
+impl RunReport {
+    /// An open-loop level at `rate` that served it all with this p99, for tests.
+    pub(crate) fn example(rate: f64, p99: f64, sustained: bool) -> Self {
+        Self {
+            label: level_label(Load::Open { rate }),
+            offered_rate: Some(rate),
+            users: None,
+            warmup_s: 1.0,
+            duration_s: 1.0,
+            requests: rate as u64,
+            errors: 0,
+            throughput: rate,
+            items_per_s: rate,
+            latency_ms: Percentiles {
+                count: 10,
+                p50: p99 / 2.0,
+                p99,
+                ..Percentiles::default()
+            },
+            dispatch_lag_ms: None,
+            sustained,
+            steps: Vec::new(),
+        }
     }
 }
 
@@ -335,7 +364,7 @@ pub fn compare(target: &Side, baseline: &Side) -> Vec<Comparison> {
 pub fn ceiling(mode: &str, target: &Side, baseline: &Side) -> Option<Ceiling> {
     let (basis, t, t_sat, b, b_sat) = match mode {
         "sweep" => (
-            "highest offered rate sustained in the sweep (≥ 95 % achieved, ≤ 1 % errors, p99 within the SLO)",
+            "highest offered rate sustained in the sweep (≥ 95 % achieved, ≤ 1 % errors, ≤ 1 % partial answers, p99 within the SLO)",
             target.max_sustained_rate().unwrap_or(0.0),
             target.saturated(),
             baseline.max_sustained_rate().unwrap_or(0.0),
@@ -498,7 +527,7 @@ fn write_side(out: &mut impl Write, side: &Side) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::histogram;
+    use crate::engine::{StepStats, histogram};
 
     #[test]
     fn percentiles_are_in_milliseconds() {
@@ -512,5 +541,42 @@ mod tests {
         assert!((p.p99 - 0.99).abs() < 0.01, "{p:?}");
         assert!((p.max - 1.0).abs() < 0.01, "{p:?}");
         assert_eq!(Percentiles::of(&histogram()), Percentiles::default());
+    }
+
+    /// One 10 s open-loop level at 100/s: 1,000 calls of 1 ms, `errors` of them failed and
+    /// `partial` answered in part.
+    fn level(errors: u64, partial: u64, p99_ms: u64) -> PhaseStats {
+        let mut step = StepStats::new();
+        for n in 0..1000 - errors {
+            let us = if n < 980 { 1000 } else { p99_ms * 1000 };
+            step.latency.record(us).unwrap();
+        }
+        if errors > 0 {
+            step.errors.insert("UNAVAILABLE".to_owned(), errors);
+        }
+        step.partial = partial;
+        step.completed_in_window = 1000;
+        let all = step.latency.clone();
+        PhaseStats {
+            label: "t".to_owned(),
+            load: Load::Open { rate: 100.0 },
+            warmup: Duration::ZERO,
+            window: Duration::from_secs(10),
+            steps: vec![step],
+            all,
+            lag: None,
+        }
+    }
+
+    #[test]
+    fn a_level_is_sustained_only_with_few_errors_few_partial_answers_and_p99_in_the_slo() {
+        let names = [("home".to_owned(), "mobile.get_home_feed".to_owned())];
+        let slo = Duration::from_millis(100);
+        let sustained = |stats: PhaseStats| summarise(&stats, &names, slo).sustained;
+        assert!(sustained(level(0, 0, 1)));
+        assert!(sustained(level(10, 10, 1)), "1 % of each is tolerated");
+        assert!(!sustained(level(11, 0, 1)), "errors");
+        assert!(!sustained(level(0, 11, 1)), "partial answers");
+        assert!(!sustained(level(0, 0, 101)), "p99 over the SLO");
     }
 }

@@ -426,7 +426,8 @@ fn mirror(
     Workload::new(out)
 }
 
-/// Runs `levels` one after the other; a sweep stops after the first level not sustained.
+/// Runs `levels` one after the other; a sweep stops after the first level not sustained and
+/// then narrows down where between the last two levels the side saturates.
 async fn drive(
     workload: &Arc<Workload>,
     plan: &Plan,
@@ -436,31 +437,80 @@ async fn drive(
     side: &str,
     baseline: bool,
 ) -> anyhow::Result<Vec<RunReport>> {
-    let names: Vec<(String, String)> = workload
-        .steps()
-        .iter()
-        .map(|s| (s.name.clone(), s.op.clone()))
-        .collect();
+    let driver = Driver {
+        workload,
+        plan,
+        env,
+        args,
+        side,
+        baseline,
+        names: workload
+            .steps()
+            .iter()
+            .map(|s| (s.name.clone(), s.op.clone()))
+            .collect(),
+    };
     let sweep = plan.mode == "sweep";
     let mut runs = Vec::with_capacity(levels.len());
-    for (n, load) in levels.iter().enumerate() {
-        let label = format!("{side} @ {}", report::level_label(*load));
+    for load in levels {
+        let run = driver.level(*load, runs.len()).await?;
+        let stop = sweep && !run.sustained;
+        runs.push(run);
+        if stop {
+            break;
+        }
+        // Let the target settle (background work, connection pools) between levels.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A sweep's levels are far apart (the baseline's double): bisect between the last level
+    // sustained and the first not, so the capacity is known to a few per cent.
+    if sweep && let Some(mut knee) = Bisection::after(&runs) {
+        for _ in 0..args.refine {
+            let Some(rate) = knee.next_rate() else { break };
+            let run = driver.level(Load::Open { rate }, runs.len()).await?;
+            knee.record(rate, run.sustained);
+            runs.push(run);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        runs.sort_by(|a, b| {
+            let rate = |r: &RunReport| r.offered_rate.unwrap_or(0.0);
+            rate(a).total_cmp(&rate(b))
+        });
+    }
+    Ok(runs)
+}
+
+/// What running one side's load levels needs.
+struct Driver<'a> {
+    workload: &'a Arc<Workload>,
+    plan: &'a Plan,
+    env: &'a Env,
+    args: &'a LoadgenArgs,
+    side: &'a str,
+    baseline: bool,
+    names: Vec<(String, String)>,
+}
+
+impl Driver<'_> {
+    /// Runs one load level (the `n`th of this side), with its progress bar.
+    async fn level(&self, load: Load, n: usize) -> anyhow::Result<RunReport> {
+        let label = format!("{} @ {}", self.side, report::level_label(load));
         let phase = Phase {
             label: label.clone(),
-            load: *load,
-            warmup: plan.warmup,
-            duration: plan.duration,
-            timeout: args.timeout,
-            max_in_flight: args.max_in_flight,
-            seed: args.seed.wrapping_add(n as u64 * 7919) ^ u64::from(baseline),
+            load,
+            warmup: self.plan.warmup,
+            duration: self.plan.duration,
+            timeout: self.args.timeout,
+            max_in_flight: self.args.max_in_flight,
+            seed: self.args.seed.wrapping_add(n as u64 * 7919) ^ u64::from(self.baseline),
         };
-        let bar = (!args.quiet).then(|| progress_bar(&label));
+        let bar = (!self.args.quiet).then(|| progress_bar(&label));
         let env = Env {
             progress: bar.clone(),
-            ..env.clone()
+            ..self.env.clone()
         };
-        let stats = run_phase(workload, &phase, &env).await?;
-        let run = report::summarise(&stats, &names, args.slo_p99);
+        let stats = run_phase(self.workload, &phase, &env).await?;
+        let run = report::summarise(&stats, &self.names, self.args.slo_p99);
         if let Some(bar) = bar {
             bar.finish_with_message(format!(
                 "{:.1} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors{}",
@@ -475,15 +525,56 @@ async fn drive(
                 }
             ));
         }
-        let stop = sweep && !run.sustained;
-        runs.push(run);
-        if stop {
-            break;
-        }
-        // Let the target settle (background work, connection pools) between levels.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok(run)
     }
-    Ok(runs)
+}
+
+/// The search for a sweep's saturation point between the highest rate sustained and the
+/// lowest not: each probe halves the interval, at a round rate (so reports read well).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bisection {
+    sustained: f64,
+    not_sustained: f64,
+}
+
+impl Bisection {
+    /// Stop once the interval is this narrow, relative to its lower end.
+    const PRECISION: f64 = 0.02;
+
+    /// The interval a sweep left when it stopped at a level not sustained after one that was.
+    fn after(runs: &[RunReport]) -> Option<Self> {
+        let not_sustained = runs.last().filter(|r| !r.sustained)?.offered_rate?;
+        let sustained = runs
+            .iter()
+            .filter(|r| r.sustained)
+            .filter_map(|r| r.offered_rate)
+            .reduce(f64::max)?;
+        (not_sustained > sustained).then_some(Self {
+            sustained,
+            not_sustained,
+        })
+    }
+
+    /// The next rate to try, or `None` when the interval is narrow enough.
+    fn next_rate(&self) -> Option<f64> {
+        let (lo, hi) = (self.sustained, self.not_sustained);
+        if hi - lo <= Self::PRECISION * lo {
+            return None;
+        }
+        // Round to two digits of the interval's width: 2,750 between 2,500 and 3,000,
+        // 36,000 between 24,000 and 48,000.
+        let unit = 10f64.powf(((hi - lo).log10()).floor() - 1.0);
+        let mid = ((lo + hi) / 2.0 / unit).round() * unit;
+        (mid > lo && mid < hi).then_some(mid)
+    }
+
+    fn record(&mut self, rate: f64, sustained: bool) {
+        if sustained {
+            self.sustained = self.sustained.max(rate);
+        } else {
+            self.not_sustained = self.not_sustained.min(rate);
+        }
+    }
 }
 
 fn progress_bar(label: &str) -> indicatif::ProgressBar {
@@ -498,4 +589,76 @@ fn progress_bar(label: &str) -> indicatif::ProgressBar {
     }
     bar.set_prefix(label.to_owned());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rates a bisection probes against a side that sustains exactly `capacity`.
+    fn probes(lo: f64, hi: f64, capacity: f64, steps: usize) -> (Vec<f64>, Bisection) {
+        let mut knee = Bisection {
+            sustained: lo,
+            not_sustained: hi,
+        };
+        let mut rates = Vec::new();
+        for _ in 0..steps {
+            let Some(rate) = knee.next_rate() else { break };
+            rates.push(rate);
+            knee.record(rate, rate <= capacity);
+        }
+        (rates, knee)
+    }
+
+    #[test]
+    fn bisection_halves_the_interval_at_round_rates() {
+        let (rates, knee) = probes(2500.0, 3000.0, 2730.0, 3);
+        assert_eq!(rates, [2750.0, 2630.0, 2690.0]);
+        assert_eq!((knee.sustained, knee.not_sustained), (2690.0, 2750.0));
+
+        let (rates, _) = probes(24_000.0, 48_000.0, 31_000.0, 3);
+        assert_eq!(rates, [36_000.0, 30_000.0, 33_000.0]);
+    }
+
+    #[test]
+    fn bisection_starts_where_a_sweep_stopped() {
+        let level = |rate, sustained| RunReport::example(rate, 1.0, sustained);
+        let knee = Bisection::after(&[
+            level(1000.0, true),
+            level(2000.0, true),
+            level(4000.0, false),
+        ]);
+        assert_eq!(
+            knee,
+            Some(Bisection {
+                sustained: 2000.0,
+                not_sustained: 4000.0
+            })
+        );
+        assert_eq!(
+            Bisection::after(&[level(1000.0, true), level(2000.0, true)]),
+            None,
+            "never saturated"
+        );
+        assert_eq!(
+            Bisection::after(&[level(1000.0, false)]),
+            None,
+            "nothing sustained"
+        );
+    }
+
+    #[test]
+    fn bisection_stops_when_the_interval_is_narrow() {
+        let (rates, knee) = probes(1000.0, 2000.0, 1500.0, 100);
+        assert!(rates.len() < 10, "{rates:?}");
+        assert!(
+            knee.sustained <= 1500.0 && knee.not_sustained > 1500.0,
+            "{knee:?}"
+        );
+        assert!(
+            knee.not_sustained - knee.sustained <= 0.02 * knee.sustained + 10.0,
+            "{knee:?}"
+        );
+        assert_eq!(probes(1000.0, 1010.0, 1005.0, 5).0, Vec::<f64>::new());
+    }
 }
