@@ -26,7 +26,7 @@ struct Running {
     child: Child,
     port: u16,
     recommend_port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Running {
@@ -60,7 +60,7 @@ impl Running {
             child,
             port,
             recommend_port,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -88,7 +88,7 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let log =
-            |name: &str| std::fs::read_to_string(self._dir.path().join(name)).unwrap_or_default();
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
         panic!(
             "tailor serve all never reported SERVING\nstdout:\n{}\nstderr:\n{}",
             log("out.log"),
@@ -223,11 +223,21 @@ async fn sigterm_lets_in_flight_calls_finish_then_exits_0() {
     drop(tx);
     let summary = call.await.unwrap().unwrap().into_inner();
     assert_eq!(summary.accepted_count, 2);
-    let status = tokio::task::spawn_blocking(move || running.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    let status = tokio::task::spawn_blocking(move || {
+        let status = running.child.wait();
+        (running, status)
+    });
+    let (running, status) = status.await.unwrap();
+    assert_eq!(status.unwrap().code(), Some(0));
+    // Each role closed its database: SQLite copied its log back into the file and removed it.
+    let data = running.dir.path().join("data");
+    for db in ["profile.db", "recommend.db"] {
+        assert!(data.join(db).exists(), "{db} missing");
+        for log in ["-wal", "-shm"] {
+            let file = data.join(format!("{db}{log}"));
+            assert!(!file.exists(), "{} left behind", file.display());
+        }
+    }
 }
 
 #[tokio::test]
