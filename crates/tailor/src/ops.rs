@@ -46,17 +46,17 @@ pub async fn train(
 ) -> anyhow::Result<tailor_recommend::store::ModelRow> {
     let db = Db::connect(&settings.database).await?;
     db.migrate(&tailor_recommend::MIGRATIONS).await?;
-    let store = Store::new(db);
+    let store = Store::new(db.clone());
     let recommender =
         Recommender::load(store, Arc::new(settings.clone()), EventReach::SharedBus).await?;
     let bar = progress_bar("{spinner} [{elapsed_precise}] {msg}");
     bar.enable_steady_tick(Duration::from_millis(120));
-    let row = recommender
-        .train_once(&bar)
-        .await?
-        .context("another replica holds the training lease; try again when it is done")?;
+    let row = recommender.train_once(&bar).await;
     bar.finish_and_clear();
-    Ok(row)
+    drop(recommender);
+    // The last connection to a SQLite file folds its write-ahead log back in.
+    db.close().await;
+    row?.context("another replica holds the training lease; try again when it is done")
 }
 
 /// Imports interaction history into the recommend database.
@@ -68,14 +68,16 @@ pub async fn import(
     let db = Db::connect(&settings.database).await?;
     db.migrate(&tailor_recommend::MIGRATIONS).await?;
     let bar = progress_bar("{bar:40} {pos}/{len} rows [{elapsed_precise}, {eta} left]");
-    tailor_recommend::import::import(
-        &Store::new(db),
+    let report = tailor_recommend::import::import(
+        &Store::new(db.clone()),
         path,
         kind,
         &settings.training.weights,
         &bar,
     )
-    .await
+    .await;
+    db.close().await;
+    report
 }
 
 /// Whether the server at `addr` reports `service` SERVING.
