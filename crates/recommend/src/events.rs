@@ -2,8 +2,6 @@
 //! interactions (fresh recommendations within the second, no retraining needed), and
 //! consent decisions from the privacy service switch personalization off or on.
 
-use std::collections::BTreeSet;
-
 use sqlx::{Any, Transaction};
 use tailor_kit::events::consumer::Handler;
 use tailor_kit::events::unpack;
@@ -31,16 +29,13 @@ impl BehaviorConsumer {
     }
 }
 
-#[async_trait::async_trait]
-impl Handler for BehaviorConsumer {
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        envelope: &pb::EventEnvelope,
-    ) -> anyhow::Result<()> {
+impl BehaviorConsumer {
+    /// The interactions a `BehaviorRecorded` event stands for (behaviour without an item or
+    /// user, or of a type that carries no interest, is none).
+    fn interactions(&self, envelope: &pb::EventEnvelope) -> anyhow::Result<Vec<NewInteraction>> {
         let recorded: pb::BehaviorRecorded = unpack(envelope)?;
         let weights = &self.recommender.settings().training.weights;
-        let rows = recorded
+        Ok(recorded
             .behaviors
             .into_iter()
             .filter(|b| !b.item_id.is_empty() && !b.user_id.is_empty())
@@ -56,20 +51,26 @@ impl Handler for BehaviorConsumer {
                     occurred_at,
                 })
             })
-            .collect();
+            .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for BehaviorConsumer {
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        envelope: &pb::EventEnvelope,
+    ) -> anyhow::Result<()> {
+        let rows = self.interactions(envelope)?;
         self.recommender.record_interactions(tx, rows).await?;
         Ok(())
     }
 
     async fn committed(&self, envelope: &pb::EventEnvelope) {
         // Decoded again: handlers keep no per-message state (`handle` already succeeded).
-        if let Ok(recorded) = unpack::<pb::BehaviorRecorded>(envelope) {
-            let users: BTreeSet<&str> = recorded
-                .behaviors
-                .iter()
-                .map(|b| b.user_id.as_str())
-                .collect();
-            self.recommender.forget_users(users).await;
+        if let Ok(rows) = self.interactions(envelope) {
+            self.recommender.remember_interactions(&rows).await;
         }
     }
 }

@@ -7,6 +7,9 @@
 //!   items at once, so after each change both miss, and each would fetch and decode the same
 //!   row. A miss that arrives while another read of its key is running, and began after that
 //!   key's last invalidation, waits for that read's value instead of fetching its own.
+//!
+//! A change whose effect on the value is known ([`Reads::update`]) can be applied to the cached
+//! value instead of dropping it, under the same guard.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -222,6 +225,36 @@ impl<T: Send + Sync> Reads<T> {
         value
     }
 
+    /// Applies a committed change to `key`'s cached value in place instead of dropping it:
+    /// counts the change as an invalidation (reads running now will not keep what they
+    /// fetched), then, if `cached` finds a value, stores `change` of it with `keep`. Should
+    /// another invalidation of `key` come in meanwhile, the value is taken back out with
+    /// `unkeep`, as a read's would be. Returns whether a value was updated.
+    pub async fn update<K, U>(
+        &self,
+        key: &str,
+        cached: impl Future<Output = Option<Arc<T>>>,
+        change: impl FnOnce(&T) -> T,
+        keep: impl FnOnce(Arc<T>) -> K,
+        unkeep: impl FnOnce() -> U,
+    ) -> bool
+    where
+        K: Future<Output = ()>,
+        U: Future<Output = ()>,
+    {
+        self.invalidated(key);
+        let mark = self.invalidations.mark(key);
+        let Some(old) = cached.await else {
+            return false;
+        };
+        keep(Arc::new(change(&old))).await;
+        if self.invalidations.since(mark) {
+            unkeep().await;
+            return false;
+        }
+        true
+    }
+
     /// Counts an invalidation of `key` (made before its entry is dropped): reads running now
     /// will not keep what they fetch, and reads starting from now on do not join them.
     pub fn invalidated(&self, key: &str) {
@@ -376,6 +409,73 @@ mod tests {
         );
         assert_eq!(*kept.borrow(), ["new", "old"]);
         assert!(unkept.get(), "but does not leave it cached");
+    }
+
+    #[tokio::test]
+    async fn an_update_changes_a_cached_value_and_keeps_reads_running_from_keeping_theirs() {
+        let reads = Reads::<String>::new("test");
+        let fetches = Fetches::default();
+        let kept = RefCell::new(Vec::new());
+        let unkept = Cell::new(0);
+        let keep = |v: Arc<String>| {
+            kept.borrow_mut().push(v.to_string());
+            nothing()
+        };
+        let unkeep = || {
+            unkept.set(unkept.get() + 1);
+            nothing()
+        };
+        let cached = || std::future::ready(Some(Arc::new("v1".to_owned())));
+        let update = async {
+            tokio::task::yield_now().await;
+            reads
+                .update("a", cached(), |v| format!("{v}+change"), keep, unkeep)
+                .await
+        };
+        // A read that fetched from before the change runs across it.
+        let (read, updated, ()) = tokio::join!(
+            reads.get("a", miss(), fetches.fetch(Ok("old")), keep, unkeep),
+            update,
+            fetches.release(),
+        );
+        assert!(updated);
+        assert_eq!(read.unwrap().as_str(), "old");
+        assert_eq!(*kept.borrow(), ["v1+change", "old"]);
+        assert_eq!(
+            unkept.get(),
+            1,
+            "the read took its value back out, not the update"
+        );
+
+        let nothing_cached = reads
+            .update("a", miss(), |v| format!("{v}+change"), keep, unkeep)
+            .await;
+        assert!(!nothing_cached, "nothing cached: nothing to change");
+        assert_eq!(kept.borrow().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_update_overlapping_another_invalidation_takes_its_value_back_out() {
+        let reads = Reads::<String>::new("test");
+        let unkept = Cell::new(false);
+        let updated = reads
+            .update(
+                "a",
+                async {
+                    // Another change to the key commits while the update runs.
+                    reads.invalidated("a");
+                    Some(Arc::new("v1".to_owned()))
+                },
+                |v| format!("{v}+change"),
+                |_| nothing(),
+                || {
+                    unkept.set(true);
+                    nothing()
+                },
+            )
+            .await;
+        assert!(!updated);
+        assert!(unkept.get());
     }
 
     #[tokio::test]

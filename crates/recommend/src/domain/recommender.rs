@@ -395,7 +395,7 @@ impl Recommender {
     }
 
     /// Stores behaviour as interactions inside the consumer's transaction; once it commits,
-    /// the caller forgets the users' cached state ([`Self::forget_users`]).
+    /// the caller adds them to the users' cached state ([`Self::remember_interactions`]).
     pub async fn record_interactions(&self, tx: &mut Tx, rows: Vec<NewInteraction>) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
@@ -417,6 +417,24 @@ impl Recommender {
             .save_consent(tx, user_id, allowed, version)
             .await?;
         Ok(())
+    }
+
+    /// Adds committed interactions to their users' cached state (history), so the users'
+    /// next requests see them without reading the state afresh.
+    pub async fn remember_interactions(&self, rows: &[NewInteraction]) {
+        let mut by_user: BTreeMap<&str, Vec<Touch>> = BTreeMap::new();
+        for row in rows {
+            by_user.entry(&row.user_id).or_default().push(Touch {
+                item_id: row.item_id.clone(),
+                kind: row.kind,
+                weight: row.weight,
+                at: row.occurred_at,
+            });
+        }
+        let limit = self.settings.serving.history_length;
+        for (user_id, touches) in by_user {
+            self.users.record(user_id, &touches, limit).await;
+        }
     }
 
     /// Drops users' cached state (history, consent) after a committed change, so their next

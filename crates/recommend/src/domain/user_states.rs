@@ -1,5 +1,5 @@
 //! Users' serving state (consent and recent history) as last read from the store, reused
-//! across requests until an event of theirs is consumed.
+//! across requests; an event of theirs, once consumed, is added to it in place.
 //!
 //! A read can race a change: it may fetch the rows from before a commit and land in the cache
 //! after the commit's [`UserStates::forget`]. With a cache lifetime of a few hundred
@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tailor_kit::cache::Reads;
 
+use super::Touch;
 use crate::error::Result;
 use crate::store::UserState;
 
@@ -59,6 +60,21 @@ impl UserStates {
             .await
     }
 
+    /// Adds `touches`, committed interactions of `user_id`, to their cached state (if any)
+    /// rather than forgetting it: the state then stays what a read would return now, without
+    /// the read. Reads that overlapped the change do not keep what they read.
+    pub async fn record(&self, user_id: &str, touches: &[Touch], limit: usize) {
+        self.reads
+            .update(
+                user_id,
+                self.cache.get(user_id),
+                |state| with_touches(state, touches, limit),
+                |state| self.cache.insert(user_id.to_owned(), state),
+                || self.cache.invalidate(user_id),
+            )
+            .await;
+    }
+
     /// Drops `user_id`'s state after a committed change to it, and keeps reads that
     /// overlapped the change from caching what they read.
     pub async fn forget(&self, user_id: &str) {
@@ -73,10 +89,31 @@ impl UserStates {
     }
 }
 
+/// `state` with `touches` in its history, as [`crate::store::Store::user_state`] would read it
+/// after they were stored: newest first, at most `limit`, nothing when personalization is
+/// off. A touch already there (the same item, behaviour and time: an event delivered again,
+/// or one a read that ran after the commit already saw) is not added twice.
+fn with_touches(state: &UserState, touches: &[Touch], limit: usize) -> UserState {
+    let mut next = state.clone();
+    if !state.allowed {
+        return next;
+    }
+    let same = |a: &Touch, b: &Touch| a.at == b.at && a.kind == b.kind && a.item_id == b.item_id;
+    for touch in touches {
+        if next.history.iter().any(|t| same(t, touch)) {
+            continue;
+        }
+        // After every touch at least as new: equal times keep their arrival order.
+        let at = next.history.partition_point(|t| t.at >= touch.at);
+        next.history.insert(at, touch.clone());
+    }
+    next.history.truncate(limit);
+    next
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Touch;
 
     fn state(items: &[&str]) -> UserState {
         UserState {
@@ -194,5 +231,89 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(items(&read), ["a"]);
+    }
+
+    fn touch(item: &str, at: i64) -> Touch {
+        Touch {
+            item_id: item.to_owned(),
+            kind: 1,
+            weight: 1.0,
+            at,
+        }
+    }
+
+    fn history(items: &[(&str, i64)]) -> UserState {
+        UserState {
+            allowed: true,
+            erased: false,
+            history: items.iter().map(|(item, at)| touch(item, *at)).collect(),
+        }
+    }
+
+    #[test]
+    fn touches_go_in_newest_first_once_each_within_the_limit() {
+        let state = history(&[("c", 30), ("b", 20), ("a", 10)]);
+        let next = with_touches(
+            &state,
+            &[
+                touch("d", 40),
+                touch("late", 25),
+                touch("b", 20),
+                touch("tie", 30),
+            ],
+            4,
+        );
+        assert_eq!(
+            items(&next),
+            ["d", "c", "tie", "late"],
+            "b is there already; a fell off"
+        );
+        let off = UserState {
+            allowed: false,
+            ..UserState::default()
+        };
+        assert!(with_touches(&off, &[touch("d", 40)], 4).history.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_cached_state_takes_recorded_touches_without_a_read() {
+        let states = UserStates::new(Duration::from_secs(60));
+        states
+            .get_or_load("ada", async { Ok(history(&[("a", 10)])) })
+            .await
+            .unwrap();
+        states.record("ada", &[touch("b", 20)], 10).await;
+        let read = states
+            .get_or_load("ada", async { Ok(state(&["not read"])) })
+            .await
+            .unwrap();
+        assert_eq!(items(&read), ["b", "a"]);
+
+        // Not cached: nothing to update, the next request reads.
+        states.record("bob", &[touch("x", 20)], 10).await;
+        let bob = states
+            .get_or_load("bob", async { Ok(history(&[("x", 20), ("w", 5)])) })
+            .await
+            .unwrap();
+        assert_eq!(items(&bob), ["x", "w"]);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_overlapped_a_recorded_change_is_not_kept() {
+        let states = UserStates::new(Duration::from_secs(60));
+        let overlapped = states
+            .get_or_load("ada", async {
+                let old = history(&[("a", 10)]);
+                states.record("ada", &[touch("b", 20)], 10).await;
+                Ok(old)
+            })
+            .await
+            .unwrap();
+        assert_eq!(items(&overlapped), ["a"]);
+        let next = states
+            .get_or_load("ada", async { Ok(history(&[("b", 20), ("a", 10)])) })
+            .await
+            .unwrap();
+        assert_eq!(items(&next), ["b", "a"], "read afresh");
     }
 }
