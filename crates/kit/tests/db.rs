@@ -131,9 +131,10 @@ async fn the_wal_is_checkpointed_behind_the_writer_and_starts_over() {
         tx.commit().await.unwrap();
     }
     let started_over = restarts(wal) - before;
-    // How often depends on the machine's load; never is the failure.
+    // How often depends on the machine's load (twice, with other builds running on both
+    // cores); never is the failure.
     assert!(
-        started_over >= 3,
+        started_over >= 1,
         "the log started over {started_over} times while 24 MB went through it"
     );
     db.close().await;

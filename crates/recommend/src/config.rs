@@ -78,13 +78,15 @@ pub struct ServingSettings {
     pub max_category_share: f64,
     /// Recent interactions used as the user's history.
     pub history_length: usize,
-    /// How long a user's history is reused between requests when the bus is shared (Redis):
-    /// bounds how stale it can be on a replica that did not consume the user's latest event.
+    /// How long a user's history is reused between requests, counted from when it was read
+    /// from the database, when the bus is shared (Redis): bounds how stale it can be on a
+    /// replica that did not consume the user's latest event (the events a replica consumes
+    /// are added to its cached copy at once).
     #[serde(with = "humantime_serde")]
     pub history_ttl: Duration,
     /// The same with the in-process bus, where this one process consumes every event and
-    /// forgets the user's history at once: only changes made behind its back (`tailor
-    /// import` into the same database) wait for it.
+    /// adds it to the user's cached history at once: only changes made behind its back
+    /// (`tailor import` into the same database) wait for it.
     #[serde(with = "humantime_serde")]
     pub history_ttl_in_process: Duration,
     /// Memory for the rankings kept between requests (a user's or a history's best items per

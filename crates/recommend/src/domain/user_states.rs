@@ -28,7 +28,9 @@ pub struct UserStates {
 }
 
 impl UserStates {
-    /// States reused for at most `ttl` after they were read.
+    /// States reused for at most `ttl` after they were read from the store (touches added
+    /// since do not extend it: `ttl` bounds how long changes this process does not see, such
+    /// as another replica's events, stay hidden).
     pub fn new(ttl: Duration) -> Self {
         Self {
             cache: moka::future::Cache::builder()
@@ -36,7 +38,7 @@ impl UserStates {
                 .weigher(|_, state: &Arc<UserState>| {
                     u32::try_from(state.history.len() + 1).unwrap_or(u32::MAX)
                 })
-                .time_to_live(ttl)
+                .expire_after(SinceRead(ttl))
                 .build(),
             reads: Reads::new("recommend:user_state"),
         }
@@ -86,6 +88,21 @@ impl UserStates {
     pub fn forget_all(&self) {
         self.reads.invalidated_all();
         self.cache.invalidate_all();
+    }
+}
+
+/// Entries expire `ttl` after they were created (read from the store); updates in place keep
+/// that deadline (moka's default for updates).
+struct SinceRead(Duration);
+
+impl moka::Expiry<String, Arc<UserState>> for SinceRead {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        _: &Arc<UserState>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(self.0)
     }
 }
 
@@ -315,5 +332,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(items(&next), ["b", "a"], "read afresh");
+    }
+
+    #[tokio::test]
+    async fn recorded_touches_do_not_extend_how_long_a_state_is_reused() {
+        let ttl = Duration::from_millis(400);
+        let states = UserStates::new(ttl);
+        states
+            .get_or_load("ada", async { Ok(history(&[("a", 10)])) })
+            .await
+            .unwrap();
+        tokio::time::sleep(ttl / 2).await;
+        states.record("ada", &[touch("b", 20)], 10).await;
+        tokio::time::sleep(ttl).await;
+        let read = states
+            .get_or_load("ada", async { Ok(history(&[("c", 30)])) })
+            .await
+            .unwrap();
+        assert_eq!(
+            items(&read),
+            ["c"],
+            "read afresh once ttl passed since the first read"
+        );
     }
 }
