@@ -70,7 +70,7 @@ impl Handler for BehaviorConsumer {
     async fn committed(&self, envelope: &pb::EventEnvelope) {
         // Decoded again: handlers keep no per-message state (`handle` already succeeded).
         if let Ok(rows) = self.interactions(envelope) {
-            self.recommender.remember_interactions(&rows).await;
+            self.recommender.remember_interactions(rows).await;
         }
     }
 }

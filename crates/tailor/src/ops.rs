@@ -53,7 +53,6 @@ pub async fn train(
     bar.enable_steady_tick(Duration::from_millis(120));
     let row = recommender.train_once(&bar).await;
     bar.finish_and_clear();
-    drop(recommender);
     // The last connection to a SQLite file folds its write-ahead log back in.
     db.close().await;
     row?.context("another replica holds the training lease; try again when it is done")

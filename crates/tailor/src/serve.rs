@@ -161,7 +161,8 @@ async fn close(role: Role, db: &Db) {
     if tokio::time::timeout(PATIENCE, db.close()).await.is_err() {
         tracing::warn!(
             role = role.name(),
-            "database connections still in use 10 s after stopping; leaving them to the exit"
+            patience = ?PATIENCE,
+            "database connections still in use after stopping; leaving them to the exit"
         );
     }
 }

@@ -421,11 +421,11 @@ impl Recommender {
 
     /// Adds committed interactions to their users' cached state (history), so the users'
     /// next requests see them without reading the state afresh.
-    pub async fn remember_interactions(&self, rows: &[NewInteraction]) {
-        let mut by_user: BTreeMap<&str, Vec<Touch>> = BTreeMap::new();
+    pub async fn remember_interactions(&self, rows: Vec<NewInteraction>) {
+        let mut by_user: BTreeMap<String, Vec<Touch>> = BTreeMap::new();
         for row in rows {
-            by_user.entry(&row.user_id).or_default().push(Touch {
-                item_id: row.item_id.clone(),
+            by_user.entry(row.user_id).or_default().push(Touch {
+                item_id: row.item_id,
                 kind: row.kind,
                 weight: row.weight,
                 at: row.occurred_at,
@@ -433,7 +433,7 @@ impl Recommender {
         }
         let limit = self.settings.serving.history_length;
         for (user_id, touches) in by_user {
-            self.users.record(user_id, &touches, limit).await;
+            self.users.record(&user_id, &touches, limit).await;
         }
     }
 

@@ -132,20 +132,27 @@ fn with_touches(state: &UserState, touches: &[Touch], limit: usize) -> UserState
 mod tests {
     use super::*;
 
-    fn state(items: &[&str]) -> UserState {
+    fn touch(item: &str, at: i64) -> Touch {
+        Touch {
+            item_id: item.to_owned(),
+            kind: 1,
+            weight: 1.0,
+            at,
+        }
+    }
+
+    fn history(items: &[(&str, i64)]) -> UserState {
         UserState {
             allowed: true,
             erased: false,
-            history: items
-                .iter()
-                .map(|item| Touch {
-                    item_id: (*item).to_owned(),
-                    kind: 1,
-                    weight: 1.0,
-                    at: 0,
-                })
-                .collect(),
+            history: items.iter().map(|(item, at)| touch(item, *at)).collect(),
         }
+    }
+
+    /// A state whose history is `items`, all at time 0.
+    fn state(items: &[&str]) -> UserState {
+        let at_zero: Vec<(&str, i64)> = items.iter().map(|item| (*item, 0)).collect();
+        history(&at_zero)
     }
 
     fn items(state: &UserState) -> Vec<&str> {
@@ -248,23 +255,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(items(&read), ["a"]);
-    }
-
-    fn touch(item: &str, at: i64) -> Touch {
-        Touch {
-            item_id: item.to_owned(),
-            kind: 1,
-            weight: 1.0,
-            at,
-        }
-    }
-
-    fn history(items: &[(&str, i64)]) -> UserState {
-        UserState {
-            allowed: true,
-            erased: false,
-            history: items.iter().map(|(item, at)| touch(item, *at)).collect(),
-        }
     }
 
     #[test]
