@@ -122,13 +122,16 @@ pub struct DatabaseSettings {
     pub sqlite_cache_mib: u32,
     /// SQLite: how much of the file is read through a memory map, MiB (0: none).
     pub sqlite_mmap_mib: u32,
-    /// SQLite: how often the write-ahead log is copied back into the database file off the
-    /// writer's path (`checkpoint_behind` in this module). 0, the default, leaves it to the
-    /// writer, inside its commits, every 10,000 pages: behind the writer it pays where one
-    /// writer is the bottleneck (a profile service of its own) and cost `serve all`'s
-    /// session mix more than it gave (docs/performance.md).
+    /// SQLite: how often the write-ahead log is looked at, to be copied back into the
+    /// database file off the writer's path once it holds `sqlite_checkpoint_pages` pages not
+    /// yet copied (`checkpoint_behind` in this module). 0 leaves checkpoints to the writer,
+    /// inside its commits, every 10,000 pages.
     #[serde(with = "humantime_serde")]
     pub sqlite_checkpoint_interval: Duration,
+    /// SQLite: pages of log not yet copied back that start a checkpoint behind the writer.
+    /// Copying by size rather than every interval keeps the copies (and their syncs) as few as
+    /// the writer's own: a page rewritten by many commits is copied once (docs/performance.md).
+    pub sqlite_checkpoint_pages: u32,
 }
 
 /// Settings are serialized only to layer a service's defaults under the configured values
@@ -164,7 +167,8 @@ impl Default for DatabaseSettings {
             acquire_timeout: Duration::from_secs(5),
             sqlite_cache_mib: 64,
             sqlite_mmap_mib: 0,
-            sqlite_checkpoint_interval: Duration::ZERO,
+            sqlite_checkpoint_interval: Duration::from_millis(200),
+            sqlite_checkpoint_pages: WRITER_CHECKPOINT_PAGES,
         }
     }
 }
@@ -187,6 +191,12 @@ impl Validate for DatabaseSettings {
                 "must be at most 60s (0 lets the writer checkpoint)",
             ));
         }
+        check_range(
+            prefix,
+            "sqlite_checkpoint_pages",
+            self.sqlite_checkpoint_pages,
+            1..=1_000_000,
+        )?;
         Ok(())
     }
 }
@@ -227,14 +237,16 @@ impl Db {
         // them to the WAL mid-transaction and re-reading index pages from the file.
         // Checkpoints (copying the WAL back into the file) run behind the writer
         // (`checkpoint_behind`); SQLite's automatic one, inside the writer's commits, is then
-        // only a backstop. Without them (interval 0) the writer checkpoints every
-        // `WRITER_CHECKPOINT_PAGES`. Statement journals (every multi-row insert inside a
+        // only a backstop, at four times the pages that start one behind. Without them
+        // (interval 0) the writer checkpoints every `WRITER_CHECKPOINT_PAGES`. Statement journals (every multi-row insert inside a
         // transaction opens one) stay in memory instead of a temporary file.
         let checkpoint_every = settings.sqlite_checkpoint_interval;
         let autocheckpoint = if checkpoint_every.is_zero() {
             WRITER_CHECKPOINT_PAGES
         } else {
-            4 * WRITER_CHECKPOINT_PAGES
+            4 * settings
+                .sqlite_checkpoint_pages
+                .max(WRITER_CHECKPOINT_PAGES)
         };
         let pragmas = (backend == Backend::Sqlite).then(|| {
             format!(
@@ -295,6 +307,7 @@ impl Db {
                 pool.clone(),
                 writer.clone(),
                 checkpoint_every,
+                Backlog::of_file(sqlite_file(&url), settings.sqlite_checkpoint_pages),
             ));
         }
         Ok(Self {
@@ -376,26 +389,71 @@ impl Db {
 
 /// Log pages after which the writer checkpoints itself when nothing runs behind it (SQLite's
 /// default is 1,000): a page rewritten by many commits is copied back once rather than at
-/// nearly every commit. With [`checkpoint_behind`] running, four times as many: a backstop.
+/// nearly every commit. Also the default backlog that starts a [`checkpoint_behind`].
 const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
 
-/// Copies SQLite's write-ahead log back into the database file every `every`, off the
-/// writer's path: a checkpoint inside the writer's commit took 14 % of the profile writer's
-/// time. Ends when the pools close.
-async fn checkpoint_behind(readers: AnyPool, writer: AnyPool, every: Duration) {
+/// Copies SQLite's write-ahead log back into the database file off the writer's path (a
+/// checkpoint inside the writer's commit took 14 % of the profile writer's time), looking
+/// every `every` and copying once `backlog` says enough is waiting. Ends when the pools
+/// close.
+async fn checkpoint_behind(readers: AnyPool, writer: AnyPool, every: Duration, backlog: Backlog) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_log = 0;
     loop {
         ticks.tick().await;
         if readers.is_closed() || writer.is_closed() {
             return;
         }
-        match checkpoint_round(&readers, &writer, &mut last_log).await {
+        if !backlog.is_due() {
+            continue;
+        }
+        match checkpoint_round(&readers, &writer).await {
             Ok(()) => {}
             Err(sqlx::Error::PoolClosed) => return,
             Err(err) => tracing::warn!(error = %err, "WAL checkpoint failed"),
         }
+    }
+}
+
+/// How much of a database's write-ahead log waits to be copied back, read from the header
+/// of its shared-memory index (the `-shm` file, "WAL-index format" in SQLite's file format
+/// documentation): `mxFrame`, the frames committed to the log, less `nBackfill`, those
+/// already copied. Reading it costs one small read, where asking SQLite
+/// (`PRAGMA wal_checkpoint`) would copy and sync.
+struct Backlog {
+    index: std::path::PathBuf,
+    due_at_pages: u32,
+}
+
+impl Backlog {
+    fn of_file(database: &str, due_at_pages: u32) -> Self {
+        Self {
+            index: format!("{database}-shm").into(),
+            due_at_pages,
+        }
+    }
+
+    /// Whether at least `due_at_pages` pages wait. An index that cannot be read (not yet
+    /// created, or of another format) counts as due: checkpointing is then as before.
+    fn is_due(&self) -> bool {
+        Self::waiting(&self.index).is_none_or(|pages| pages >= self.due_at_pages)
+    }
+
+    fn waiting(index: &std::path::Path) -> Option<u32> {
+        use std::io::Read as _;
+        let mut header = [0u8; 100];
+        std::fs::File::open(index)
+            .and_then(|mut file| file.read_exact(&mut header))
+            .ok()?;
+        // Native byte order; a torn read (SQLite updates the header as we read) only moves
+        // the next checkpoint by a tick.
+        let field = |at: usize| header[at..at + 4].try_into().ok().map(u32::from_ne_bytes);
+        const VERSION: u32 = 3_007_000;
+        if field(0)? != VERSION {
+            return None;
+        }
+        let (committed, copied) = (field(16)?, field(96)?);
+        Some(committed.saturating_sub(copied))
     }
 }
 
@@ -408,17 +466,9 @@ const EXTRA_READER_PASSES: usize = 3;
 /// before. That alone never completes under steady writes, so the log would never start
 /// over and would grow without bound; the pages committed since are therefore copied on the
 /// writer connection, between two write transactions: the checkpoint then completes and
-/// the next write starts the log over. `last_log` is the log's length after the last round:
-/// a round that finds it unchanged and copied has nothing to do.
-async fn checkpoint_round(
-    readers: &AnyPool,
-    writer: &AnyPool,
-    last_log: &mut i64,
-) -> Result<(), sqlx::Error> {
-    let (mut log, copied) = checkpoint(readers).await?;
-    if log == *last_log && copied >= log {
-        return Ok(());
-    }
+/// the next write starts the log over.
+async fn checkpoint_round(readers: &AnyPool, writer: &AnyPool) -> Result<(), sqlx::Error> {
+    let (mut log, _) = checkpoint(readers).await?;
     for _ in 0..EXTRA_READER_PASSES {
         let (next, _) = checkpoint(readers).await?;
         if next == log {
@@ -426,7 +476,7 @@ async fn checkpoint_round(
         }
         log = next;
     }
-    (*last_log, _) = checkpoint(writer).await?;
+    checkpoint(writer).await?;
     Ok(())
 }
 
@@ -488,13 +538,22 @@ fn install_drivers() {
     ONCE.call_once(sqlx::any::install_default_drivers);
 }
 
-/// Creates the file's directory and lets SQLite create the file.
-fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
+/// The file of a SQLite URL and its query string.
+fn sqlite_file_and_query(url: &str) -> (&str, &str) {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    rest.split_once('?').unwrap_or((rest, ""))
+}
+
+fn sqlite_file(url: &str) -> &str {
+    sqlite_file_and_query(url).0
+}
+
+/// Creates the file's directory and lets SQLite create the file.
+fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
+    let (path, query) = sqlite_file_and_query(url);
     if path.is_empty() || path == ":memory:" {
         anyhow::bail!("an in-memory SQLite database cannot be shared by a pool; give a file path");
     }
@@ -558,6 +617,77 @@ mod tests {
         assert!(every(60).validate("db").is_ok());
         let err = every(61).validate("db").unwrap_err().to_string();
         assert!(err.contains("db.sqlite_checkpoint_interval"), "{err}");
+    }
+
+    #[test]
+    fn a_checkpoint_behind_needs_at_least_one_page() {
+        let pages = |pages| DatabaseSettings {
+            sqlite_checkpoint_pages: pages,
+            ..DatabaseSettings::default()
+        };
+        assert!(pages(1).validate("db").is_ok());
+        let err = pages(0).validate("db").unwrap_err().to_string();
+        assert!(err.contains("db.sqlite_checkpoint_pages"), "{err}");
+    }
+
+    /// The backlog read from the index file is what SQLite reports: the pages committed to
+    /// the log and not yet copied back, none once a checkpoint copied them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_backlog_is_read_from_the_log_index() {
+        use sqlx::Row as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("backlog.db").display().to_string();
+        let settings = DatabaseSettings {
+            // Nothing copies behind the writer, and the writer itself not before 10,000 pages.
+            sqlite_checkpoint_interval: Duration::ZERO,
+            ..DatabaseSettings::sqlite(&file)
+        };
+        let db = Db::connect(&settings).await.unwrap();
+        let index = std::path::PathBuf::from(format!("{file}-shm"));
+        let backlog = |pages| Backlog {
+            index: index.clone(),
+            due_at_pages: pages,
+        };
+        sqlx::query("CREATE TABLE page (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+            .execute(db.writer())
+            .await
+            .unwrap();
+        for id in 0..50 {
+            sqlx::query("INSERT INTO page (id, body) VALUES ($1, $2)")
+                .bind(id)
+                .bind(vec![1u8; 4000])
+                .execute(db.writer())
+                .await
+                .unwrap();
+        }
+        let waiting = Backlog::waiting(&index).expect("a readable index");
+        // Each insert commits its row's page and the tree's pages it changed.
+        assert!(waiting >= 50, "{waiting} pages waiting after 50 commits");
+        assert!(backlog(waiting).is_due() && !backlog(waiting + 1).is_due());
+
+        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(db.writer())
+            .await
+            .unwrap();
+        let (log, copied): (i64, i64) = (row.get(1), row.get(2));
+        assert_eq!(i64::from(waiting), log, "the index and SQLite agree");
+        assert_eq!(copied, log, "nothing else was reading");
+        assert_eq!(Backlog::waiting(&index), Some(0));
+        db.close().await;
+    }
+
+    #[test]
+    fn an_unreadable_index_counts_as_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = Backlog::of_file(&dir.path().join("none.db").display().to_string(), 1);
+        assert!(missing.is_due());
+        let foreign = dir.path().join("foreign.db");
+        std::fs::write(format!("{}-shm", foreign.display()), [0u8; 200]).unwrap();
+        let foreign = Backlog::of_file(&foreign.display().to_string(), u32::MAX);
+        assert!(
+            foreign.is_due(),
+            "not SQLite's index format: checkpoint as before"
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! depth. `one_call` is a call alone (a group of 500); `ten_calls` is ten at once, which
 //! the writer commits together as under load (groups of up to 5,000).
 //! Run: `cargo bench -p tailor-profile --bench ingest` (with
-//! `TAILOR_PROFILE__DATABASE__SQLITE_CHECKPOINT_INTERVAL=1s` for checkpoints behind the writer).
+//! `TAILOR_PROFILE__DATABASE__SQLITE_CHECKPOINT_INTERVAL=0s` for the writer's own checkpoints
+//! instead of those behind it).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -128,7 +129,7 @@ impl Events {
 }
 
 /// The profile role's setting, read from the environment as `tailor serve profile` reads it:
-/// `1s` checkpoints behind the writer (see `crates/kit/src/db.rs`).
+/// `0s` leaves checkpoints to the writer (see `crates/kit/src/db.rs`).
 const CHECKPOINT_INTERVAL: &str = "TAILOR_PROFILE__DATABASE__SQLITE_CHECKPOINT_INTERVAL";
 
 fn ingest(c: &mut Criterion) {
