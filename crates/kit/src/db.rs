@@ -238,8 +238,9 @@ impl Db {
         // Checkpoints (copying the WAL back into the file) run behind the writer
         // (`checkpoint_behind`); SQLite's automatic one, inside the writer's commits, is then
         // only a backstop, at four times the pages that start one behind. Without them
-        // (interval 0) the writer checkpoints every `WRITER_CHECKPOINT_PAGES`. Statement journals (every multi-row insert inside a
-        // transaction opens one) stay in memory instead of a temporary file.
+        // (interval 0) the writer checkpoints every `WRITER_CHECKPOINT_PAGES`. Statement
+        // journals (every multi-row insert inside a transaction opens one) stay in memory
+        // instead of a temporary file.
         let checkpoint_every = settings.sqlite_checkpoint_interval;
         let autocheckpoint = if checkpoint_every.is_zero() {
             WRITER_CHECKPOINT_PAGES
@@ -307,7 +308,10 @@ impl Db {
                 pool.clone(),
                 writer.clone(),
                 checkpoint_every,
-                Backlog::of_file(sqlite_file(&url), settings.sqlite_checkpoint_pages),
+                Backlog::of_file(
+                    sqlite_file_and_query(&url).0,
+                    settings.sqlite_checkpoint_pages,
+                ),
             ));
         }
         Ok(Self {
@@ -545,10 +549,6 @@ fn sqlite_file_and_query(url: &str) -> (&str, &str) {
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
     rest.split_once('?').unwrap_or((rest, ""))
-}
-
-fn sqlite_file(url: &str) -> &str {
-    sqlite_file_and_query(url).0
 }
 
 /// Creates the file's directory and lets SQLite create the file.
