@@ -443,6 +443,8 @@ impl Backlog {
         Self::waiting(&self.index).is_none_or(|pages| pages >= self.due_at_pages)
     }
 
+    /// Opened afresh each time (a few times a second): a handle kept open would go on reading
+    /// an index SQLite deleted when its last connection closed.
     fn waiting(index: &std::path::Path) -> Option<u32> {
         use std::io::Read as _;
         let mut header = [0u8; 100];

@@ -155,7 +155,8 @@ async fn run_role(
 /// Closes a role's database once the role has stopped (its background tasks joined). On
 /// SQLite the last connection to close copies the write-ahead log back into the database
 /// file and deletes it, so after a clean stop the file alone holds the data (what a backup
-/// copies); without it the log, up to 40 MB, kept every write since the last checkpoint.
+/// copies); without it the log (up to 10,000 pages, about 40 MB, before a checkpoint) kept
+/// every write since the last one.
 async fn close(role: Role, db: &Db) {
     const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
     if tokio::time::timeout(PATIENCE, db.close()).await.is_err() {
