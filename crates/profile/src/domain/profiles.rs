@@ -11,7 +11,8 @@ use tailor_kit::time::{DAY, Micros};
 
 use super::analytics::{self, Cohort, Funnel, Trending};
 use super::event::{BehaviorKind, RawEvent, Rejection, validate};
-use super::ingest::{Ingest, KeptProfiles, Writer};
+use super::ingest::{Ingest, Writer};
+use super::kept::KeptProfiles;
 use super::profile::{
     Attributes, Lifecycle, ProfileRecord, ProfileView, RecentItem, SentimentSummary,
 };
