@@ -105,39 +105,68 @@ impl Store {
     ) -> Result<HashSet<(String, String)>> {
         let mut inserted = HashSet::with_capacity(events.len());
         for chunk in events.chunks(MAX_BIND_PARAMETERS / EVENT_COLUMN_COUNT) {
-            let backend = self.db.backend();
-            let sql = format!(
-                "{} behavior_event ({EVENT_COLUMNS}) VALUES {} \
-                 ON CONFLICT (user_id, event_id) DO NOTHING RETURNING user_id, event_id",
-                backend.insert_into(),
-                backend.values_placeholders(chunk.len(), EVENT_COLUMN_COUNT, 1)
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for e in chunk {
-                query = query
-                    .bind(&e.user_id)
-                    .bind(&e.event_id)
-                    .bind(i64::from(e.kind.number()))
-                    .bind(e.occurred_at)
-                    .bind(e.item_id.as_deref())
-                    .bind(e.category.as_deref())
-                    .bind(e.brand.as_deref())
-                    .bind((!e.tags.is_empty()).then(|| e.tags.join(&TAG_SEPARATOR.to_string())))
-                    .bind(e.query.as_deref())
-                    .bind(i64::from(e.quantity))
-                    .bind(e.unit_price.as_ref().map(|p| p.amount_minor))
-                    .bind(e.unit_price.as_ref().map(|p| p.currency.as_str()))
-                    .bind(i64::from(e.discounted))
-                    .bind(e.rating.map(i64::from))
-                    .bind(e.review_text.as_deref())
-                    .bind(e.session_id.as_deref())
-                    .bind(received_at);
-            }
+            let query =
+                self.insert_events_query(chunk, received_at, " RETURNING user_id, event_id");
             for row in query.fetch_all(&mut **tx).await? {
                 inserted.insert((row.try_get(0)?, row.try_get(1)?));
             }
         }
         Ok(inserted)
+    }
+
+    /// Inserts events, skipping those already stored; returns how many were new. Cheaper than
+    /// [`Self::insert_events`] when they all are: no row comes back.
+    #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "insert_new_events"))]
+    pub async fn insert_new_events(
+        &self,
+        tx: &mut Tx,
+        events: &[&BehaviorEvent],
+        received_at: Micros,
+    ) -> Result<usize> {
+        let mut inserted = 0;
+        for chunk in events.chunks(MAX_BIND_PARAMETERS / EVENT_COLUMN_COUNT) {
+            let query = self.insert_events_query(chunk, received_at, "");
+            inserted += query.execute(&mut **tx).await?.rows_affected() as usize;
+        }
+        Ok(inserted)
+    }
+
+    /// One statement inserting `events` that are not stored yet, ending with `returning`.
+    fn insert_events_query<'q>(
+        &self,
+        events: &'q [&BehaviorEvent],
+        received_at: Micros,
+        returning: &str,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+        let backend = self.db.backend();
+        let sql = format!(
+            "{} behavior_event ({EVENT_COLUMNS}) VALUES {} \
+             ON CONFLICT (user_id, event_id) DO NOTHING{returning}",
+            backend.insert_into(),
+            backend.values_placeholders(events.len(), EVENT_COLUMN_COUNT, 1)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for e in events {
+            query = query
+                .bind(&e.user_id)
+                .bind(&e.event_id)
+                .bind(i64::from(e.kind.number()))
+                .bind(e.occurred_at)
+                .bind(e.item_id.as_deref())
+                .bind(e.category.as_deref())
+                .bind(e.brand.as_deref())
+                .bind((!e.tags.is_empty()).then(|| e.tags.join(&TAG_SEPARATOR.to_string())))
+                .bind(e.query.as_deref())
+                .bind(i64::from(e.quantity))
+                .bind(e.unit_price.as_ref().map(|p| p.amount_minor))
+                .bind(e.unit_price.as_ref().map(|p| p.currency.as_str()))
+                .bind(i64::from(e.discounted))
+                .bind(e.rating.map(i64::from))
+                .bind(e.review_text.as_deref())
+                .bind(e.session_id.as_deref())
+                .bind(received_at);
+        }
+        query
     }
 
     /// Revisions of the profiles of `user_ids` that exist, locking them for update on
@@ -208,25 +237,34 @@ impl Store {
         records: &[&ProfileRecord],
         now: Micros,
     ) -> Result<()> {
-        self.save_profiles_over(tx, records, &HashMap::new(), now)
+        let states: Vec<Vec<u8>> = records.iter().map(|r| r.encoded_state()).collect();
+        let profiles: Vec<(&ProfileRecord, &[u8])> = records
+            .iter()
+            .zip(&states)
+            .map(|(record, state)| (*record, state.as_slice()))
+            .collect();
+        self.save_profiles_over(tx, &profiles, &HashMap::new(), now)
             .await
     }
 
-    /// [`Self::save_profiles`] over rows whose indexed columns were `stored` (by user): a
-    /// profile whose indexed columns stay as they were is written without assigning them,
-    /// which leaves their indexes alone (SQLite rewrites an index entry whenever its column
-    /// is assigned, even to the value it had; PostgreSQL can then update the row in place).
+    /// [`Self::save_profiles`] of profiles whose states are encoded already
+    /// ([`ProfileRecord::encoded_state`]), over rows whose indexed columns were `stored` (by
+    /// user): a profile whose indexed columns stay as they were is written without assigning
+    /// them, which leaves their indexes alone (SQLite rewrites an index entry whenever its
+    /// column is assigned, even to the value it had; PostgreSQL can then update the row in
+    /// place).
     #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "save_profiles"))]
     pub async fn save_profiles_over(
         &self,
         tx: &mut Tx,
-        records: &[&ProfileRecord],
+        profiles: &[(&ProfileRecord, &[u8])],
         stored: &HashMap<String, IndexedColumns>,
         now: Micros,
     ) -> Result<()> {
-        let (indexed_same, indexed_changed): (Vec<&ProfileRecord>, Vec<&ProfileRecord>) = records
-            .iter()
-            .partition(|record| stored.get(&record.user_id) == Some(&IndexedColumns::of(record)));
+        let (indexed_same, indexed_changed): (Vec<_>, Vec<_>) =
+            profiles.iter().partition(|(record, _)| {
+                stored.get(&record.user_id) == Some(&IndexedColumns::of(record))
+            });
         self.write_profiles(tx, &indexed_same, "", now).await?;
         self.write_profiles(
             tx,
@@ -238,17 +276,17 @@ impl Store {
         .await
     }
 
-    /// Upserts `records` as the next revisions of the stored rows, assigning the state, the
-    /// unindexed columns and `set_indexed` on conflict.
+    /// Upserts `profiles` (with their encoded states) as the next revisions of the stored
+    /// rows, assigning the state, the unindexed columns and `set_indexed` on conflict.
     async fn write_profiles(
         &self,
         tx: &mut Tx,
-        records: &[&ProfileRecord],
+        profiles: &[&(&ProfileRecord, &[u8])],
         set_indexed: &str,
         now: Micros,
     ) -> Result<()> {
         const COLUMNS: usize = 8;
-        for chunk in records.chunks(MAX_BIND_PARAMETERS / COLUMNS) {
+        for chunk in profiles.chunks(MAX_BIND_PARAMETERS / COLUMNS) {
             let backend = self.db.backend();
             let sql = format!(
                 "{} user_profile (user_id, state, lifecycle, first_seen_at, last_event_at, \
@@ -261,16 +299,12 @@ impl Store {
                 backend.values_placeholders(chunk.len(), COLUMNS, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
-            for record in chunk {
+            for (record, state) in chunk {
                 let indexed = IndexedColumns::of(record);
-                // Encoded from a reference: states hold hundreds of interests and items.
-                let (state, last_event) = match &record.state {
-                    Some(state) => (state.encode_to_vec(), state.last_event_at),
-                    None => (ProfileState::default().encode_to_vec(), 0),
-                };
+                let last_event = record.state.as_ref().map_or(0, |s| s.last_event_at);
                 query = query
                     .bind(&record.user_id)
-                    .bind(state)
+                    .bind(*state)
                     .bind(&record.lifecycle)
                     .bind(indexed.first_seen_at)
                     .bind(last_event)

@@ -11,10 +11,16 @@
 //! Every profile write checks and bumps the revision, so a copy is never trusted after anyone
 //! else wrote the row, and concurrent writers cannot overwrite each other's profiles unseen
 //! (the group is then tried again).
+//!
+//! Duplicates are rare, so a group is folded and its profiles encoded while the database
+//! inserts its events, on the bet that all of them are new; a lost bet rolls the transaction
+//! back and commits the group again the exact way (see [`Writer`]'s `commit`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures::FutureExt as _;
 use tailor_kit::cache::Cache;
@@ -185,97 +191,173 @@ impl Writer {
 
     /// One transaction for `calls`: stores the new events, folds them into their users'
     /// profiles, updates price and sentiment statistics, publishes through the outbox.
+    ///
+    /// Duplicates are rare, so the group is first committed on the bet that every event is
+    /// new ([`Self::commit_all_new`]); when the database stored fewer, that transaction is
+    /// rolled back and the group committed again exactly ([`Self::commit_new_ones`]).
     async fn commit(&self, calls: &[&[BehaviorEvent]], now: Micros) -> Result<Vec<Written>> {
-        // Every event of the group, tagged with its call, in time order, so late arrivals
-        // still update profiles in the right order (stable: a tie keeps the calls' order).
-        let mut tagged: Vec<(usize, &BehaviorEvent)> = calls
-            .iter()
-            .enumerate()
-            .flat_map(|(call, events)| events.iter().map(move |e| (call, e)))
-            .collect();
-        tagged.sort_by_key(|(_, e)| e.occurred_at);
+        let group = Group::of(calls);
+        if self.commit_all_new(&group, now).await? {
+            let mut written = vec![Written::default(); calls.len()];
+            for (call, _) in &group.tagged {
+                written[*call].accepted += 1;
+            }
+            return Ok(written);
+        }
+        self.commit_new_ones(&group, now).await
+    }
 
-        let store = &self.store;
-        let mut tx = store.db().begin_write().await?;
-        let all: Vec<&BehaviorEvent> = tagged.iter().map(|(_, e)| *e).collect();
-        let mut inserted = store.insert_events(&mut tx, &all, now).await?;
+    /// Commits `group` if every event of it is new, folding and encoding the profiles while
+    /// the database inserts the events: SQLite runs statements on a thread of its own, and
+    /// each side would otherwise wait for the other. Returns false, having committed
+    /// nothing, when some event was stored before (or is in the group twice).
+    async fn commit_all_new(&self, group: &Group<'_>, now: Micros) -> Result<bool> {
+        let events: Vec<(&BehaviorEvent, Option<f32>)> = group.events().collect();
+        let mut tx = self.store.db().begin_write().await?;
+        let mut loaded = self.load(&mut tx, &events).await?;
+        let (stored, states) = {
+            let insert = std::pin::pin!(self.store.insert_new_events(&mut tx, &group.all, now));
+            let mut insert = Alongside::new(insert);
+            insert.nudge().await; // sends the first statement
+            for (i, (event, polarity)) in events.iter().enumerate() {
+                self.fold(&mut loaded, event, *polarity);
+                if i % NUDGE_EVERY_EVENTS == NUDGE_EVERY_EVENTS - 1 {
+                    insert.nudge().await;
+                }
+            }
+            let mut states = HashMap::with_capacity(loaded.users.len());
+            for (i, user) in loaded.users.iter().enumerate() {
+                if let Some(record) = loaded.records.get(*user) {
+                    states.insert(*user, record.encoded_state());
+                }
+                if i % NUDGE_EVERY_PROFILES == NUDGE_EVERY_PROFILES - 1 {
+                    insert.nudge().await;
+                }
+            }
+            (insert.finish().await?, states)
+        };
+        if stored < events.len() {
+            // Dropping the transaction rolls it back; the profiles taken out of the kept
+            // copies are read again from their rows.
+            return Ok(false);
+        }
+        self.save_and_publish(tx, loaded, states, &events, now)
+            .await?;
+        Ok(true)
+    }
+
+    /// Commits `group` whatever was stored before: inserts its events first and folds the
+    /// ones that were new.
+    async fn commit_new_ones(&self, group: &Group<'_>, now: Micros) -> Result<Vec<Written>> {
+        let mut tx = self.store.db().begin_write().await?;
+        let mut inserted = self.store.insert_events(&mut tx, &group.all, now).await?;
         // An event is the call's own when it was new and no earlier call in the group had it.
-        let mut written = vec![Written::default(); calls.len()];
-        let mut batch = Vec::with_capacity(tagged.len());
-        for (call, event) in tagged {
+        let mut written = vec![Written::default(); group.calls];
+        let mut batch = Vec::with_capacity(group.all.len());
+        for ((call, _), (event, polarity)) in group.tagged.iter().zip(group.events()) {
             if inserted.remove(&(event.user_id.clone(), event.event_id.clone())) {
-                written[call].accepted += 1;
-                batch.push(event);
+                written[*call].accepted += 1;
+                batch.push((event, polarity));
             } else {
-                written[call].duplicates += 1;
+                written[*call].duplicates += 1;
             }
         }
         if batch.is_empty() {
             tx.commit().await?;
             return Ok(written);
         }
+        let mut loaded = self.load(&mut tx, &batch).await?;
+        for (event, polarity) in &batch {
+            self.fold(&mut loaded, event, *polarity);
+        }
+        let states = loaded
+            .users
+            .iter()
+            .filter_map(|user| Some((*user, loaded.records.get(*user)?.encoded_state())))
+            .collect();
+        self.save_and_publish(tx, loaded, states, &batch, now)
+            .await?;
+        Ok(written)
+    }
 
+    /// Reads what folding `events` needs: their users' profiles and the typical prices of
+    /// the categories they buy in.
+    async fn load<'e>(
+        &self,
+        tx: &mut Tx,
+        events: &[(&'e BehaviorEvent, Option<f32>)],
+    ) -> Result<Loaded<'e>> {
         // Sorted, so concurrent batches lock and insert profile rows in the same order
         // (PostgreSQL would otherwise deadlock two batches sharing users).
-        let mut users: Vec<&str> = batch.iter().map(|e| e.user_id.as_str()).collect();
+        let mut users: Vec<&str> = events.iter().map(|(e, _)| e.user_id.as_str()).collect();
         users.sort_unstable();
         users.dedup();
-        let mut records = self.load_profiles(&mut tx, &users).await?;
-        let stored: HashMap<String, IndexedColumns> = records
+        let records = self.load_profiles(tx, &users).await?;
+        let stored = records
             .iter()
             .map(|(user, record)| (user.clone(), IndexedColumns::of(record)))
             .collect();
         let currency = self.settings.ingest.reporting_currency.as_str();
-        let categories: Vec<&str> = batch
+        let categories: Vec<&str> = events
             .iter()
-            .filter(|e| is_priced_purchase(e, currency))
-            .filter_map(|e| e.category.as_deref())
+            .filter(|(e, _)| is_priced_purchase(e, currency))
+            .filter_map(|(e, _)| e.category.as_deref())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let typical = store.typical_prices(&mut tx, &categories).await?;
+        let typical = self.store.typical_prices(tx, &categories).await?;
+        Ok(Loaded {
+            users,
+            records,
+            stored,
+            typical,
+        })
+    }
 
-        let model = &self.settings.model;
-        let mut price_deltas: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-        let mut sentiment_deltas: BTreeMap<String, SentimentDelta> = BTreeMap::new();
-        let mut published = Vec::with_capacity(batch.len());
-        for event in &batch {
-            let record = records
-                .entry(event.user_id.clone())
-                .or_insert_with(|| ProfileRecord::new(&event.user_id));
-            let polarity = (event.kind == BehaviorKind::Review).then(|| review_polarity(event));
-            let context = EventContext {
-                typical_price: event
-                    .category
-                    .as_ref()
-                    .and_then(|c| typical.get(c).copied()),
-                polarity,
-            };
-            let allowed = record.personalization_allowed;
-            record
-                .state
-                .get_or_insert_with(Default::default)
-                .apply(event, context, model, currency, allowed);
-            if allowed {
-                published.push(*event);
-            }
-            if is_priced_purchase(event, currency)
-                && let (Some(category), Some(price)) = (&event.category, &event.unit_price)
-            {
-                let entry = price_deltas.entry(category.clone()).or_default();
-                entry.0 += 1;
-                entry.1 += price.amount_minor;
-            }
-            if let (Some(polarity), Some(item)) = (polarity, &event.item_id) {
-                let d = sentiment_deltas.entry(item.clone()).or_default();
-                d.reviews += 1;
-                d.polarity_sum += f64::from(polarity);
-                d.positive += i64::from(polarity >= 0.2);
-                d.negative += i64::from(polarity <= -0.2);
-                d.rating_sum += i64::from(event.rating.unwrap_or(0));
-            }
+    /// Folds `event` into its user's profile (a new profile if there is none).
+    fn fold(&self, loaded: &mut Loaded<'_>, event: &BehaviorEvent, polarity: Option<f32>) {
+        let records = &mut loaded.records;
+        if !records.contains_key(&event.user_id) {
+            records.insert(event.user_id.clone(), ProfileRecord::new(&event.user_id));
         }
+        let Some(record) = records.get_mut(&event.user_id) else {
+            return;
+        };
+        let context = EventContext {
+            typical_price: event
+                .category
+                .as_ref()
+                .and_then(|c| loaded.typical.get(c).copied()),
+            polarity,
+        };
+        let allowed = record.personalization_allowed;
+        record.state.get_or_insert_with(Default::default).apply(
+            event,
+            context,
+            &self.settings.model,
+            &self.settings.ingest.reporting_currency,
+            allowed,
+        );
+    }
 
+    /// The rest of a group's transaction once its new events (`batch`) are stored and folded
+    /// (`states` holds the encoded states of `loaded`'s profiles): saves the profiles, adds to
+    /// the price and sentiment statistics, publishes, commits.
+    async fn save_and_publish(
+        &self,
+        mut tx: Tx,
+        loaded: Loaded<'_>,
+        states: HashMap<&str, Vec<u8>>,
+        batch: &[(&BehaviorEvent, Option<f32>)],
+        now: Micros,
+    ) -> Result<()> {
+        let Loaded {
+            users,
+            mut records,
+            stored,
+            ..
+        } = loaded;
+        let model = &self.settings.model;
         let mut changed_segments = Vec::new();
         for user in &users {
             let Some(record) = records.get_mut(*user) else {
@@ -292,18 +374,30 @@ impl Writer {
             }
         }
 
-        let to_save: Vec<&ProfileRecord> = users.iter().filter_map(|u| records.get(*u)).collect();
+        let store = &self.store;
+        let to_save: Vec<(&ProfileRecord, &[u8])> = users
+            .iter()
+            .filter_map(|u| Some((records.get(*u)?, states.get(*u)?.as_slice())))
+            .collect();
         store
             .save_profiles_over(&mut tx, &to_save, &stored, now)
             .await?;
-        let price_deltas: Vec<(String, i64, i64)> = price_deltas
-            .into_iter()
-            .map(|(c, (n, sum))| (c, n, sum))
+        let currency = self.settings.ingest.reporting_currency.as_str();
+        store
+            .add_category_prices(&mut tx, &price_deltas(batch, currency))
+            .await?;
+        store
+            .add_item_sentiment(&mut tx, &sentiment_deltas(batch))
+            .await?;
+        let published: Vec<&BehaviorEvent> = batch
+            .iter()
+            .map(|(event, _)| *event)
+            .filter(|e| {
+                records
+                    .get(&e.user_id)
+                    .is_some_and(|r| r.personalization_allowed)
+            })
             .collect();
-        store.add_category_prices(&mut tx, &price_deltas).await?;
-        let sentiment_deltas: Vec<(String, SentimentDelta)> =
-            sentiment_deltas.into_iter().collect();
-        store.add_item_sentiment(&mut tx, &sentiment_deltas).await?;
         if !published.is_empty() {
             events::enqueue_behaviors(&mut tx, &published).await?;
         }
@@ -319,7 +413,7 @@ impl Writer {
 
         self.cache.invalidate(&users).await;
         self.relay.wake();
-        Ok(written)
+        Ok(())
     }
 
     /// The stored profiles of `users` (sorted), locked: the kept copies that are current,
@@ -359,6 +453,138 @@ fn is_priced_purchase(event: &BehaviorEvent, currency: &str) -> bool {
             .unit_price
             .as_ref()
             .is_some_and(|p| p.currency == currency)
+}
+
+/// Events folded between two nudges of the insert running meanwhile: it is one statement per
+/// ~1,900 events, each sent only when the insert is polled, so it is nudged about every tenth
+/// of a millisecond of folding.
+const NUDGE_EVERY_EVENTS: usize = 32;
+/// Profiles encoded between two nudges (a full-grown profile takes a few microseconds).
+const NUDGE_EVERY_PROFILES: usize = 16;
+
+/// A future driven alongside synchronous work: [`Self::nudge`] between pieces of the work
+/// lets it progress (send its statement, take the rows that arrived) without waiting for it.
+struct Alongside<'a, F: Future> {
+    future: Pin<&'a mut F>,
+    output: Option<F::Output>,
+}
+
+impl<'a, F: Future> Alongside<'a, F> {
+    fn new(future: Pin<&'a mut F>) -> Self {
+        Self {
+            future,
+            output: None,
+        }
+    }
+
+    /// Polls the future once, unless it is done.
+    async fn nudge(&mut self) {
+        if self.output.is_none()
+            && let Poll::Ready(output) = futures::poll!(self.future.as_mut())
+        {
+            self.output = Some(output);
+        }
+    }
+
+    /// The future's output, waiting for it if it is not done yet.
+    async fn finish(mut self) -> F::Output {
+        match self.output.take() {
+            Some(output) => output,
+            None => self.future.await,
+        }
+    }
+}
+
+/// A group's events, each tagged with its call, in time order, so late arrivals still update
+/// profiles in the right order (stable: a tie keeps the calls' order).
+struct Group<'e> {
+    calls: usize,
+    tagged: Vec<(usize, &'e BehaviorEvent)>,
+    /// The events alone, in the same order.
+    all: Vec<&'e BehaviorEvent>,
+    /// Each review's polarity (by its text's sentiment), in the same order.
+    polarities: Vec<Option<f32>>,
+}
+
+impl<'e> Group<'e> {
+    fn of(calls: &[&'e [BehaviorEvent]]) -> Self {
+        let mut tagged: Vec<(usize, &BehaviorEvent)> = calls
+            .iter()
+            .enumerate()
+            .flat_map(|(call, events)| events.iter().map(move |e| (call, e)))
+            .collect();
+        tagged.sort_by_key(|(_, e)| e.occurred_at);
+        let all: Vec<&BehaviorEvent> = tagged.iter().map(|(_, e)| *e).collect();
+        let polarities = all
+            .iter()
+            .map(|e| (e.kind == BehaviorKind::Review).then(|| review_polarity(e)))
+            .collect();
+        Self {
+            calls: calls.len(),
+            tagged,
+            all,
+            polarities,
+        }
+    }
+
+    /// The events with their polarities.
+    fn events(&self) -> impl Iterator<Item = (&'e BehaviorEvent, Option<f32>)> + '_ {
+        self.all
+            .iter()
+            .copied()
+            .zip(self.polarities.iter().copied())
+    }
+}
+
+/// A group's users' profiles, read in its transaction, and what folding needs besides.
+struct Loaded<'e> {
+    /// The users, sorted.
+    users: Vec<&'e str>,
+    records: HashMap<String, ProfileRecord>,
+    /// The indexed columns of the stored rows as read (a save may leave them alone).
+    stored: HashMap<String, IndexedColumns>,
+    /// Typical unit prices of the categories bought.
+    typical: HashMap<String, f64>,
+}
+
+/// What `batch` adds to the typical prices of categories: (category, purchases, Σ unit price).
+fn price_deltas(
+    batch: &[(&BehaviorEvent, Option<f32>)],
+    currency: &str,
+) -> Vec<(String, i64, i64)> {
+    let mut prices: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for (event, _) in batch {
+        if is_priced_purchase(event, currency)
+            && let (Some(category), Some(price)) = (&event.category, &event.unit_price)
+        {
+            let entry = prices.entry(category).or_default();
+            entry.0 += 1;
+            entry.1 += price.amount_minor;
+        }
+    }
+    prices
+        .into_iter()
+        .map(|(c, (n, sum))| (c.to_owned(), n, sum))
+        .collect()
+}
+
+/// What the reviews in `batch` add to their items' review sums.
+fn sentiment_deltas(batch: &[(&BehaviorEvent, Option<f32>)]) -> Vec<(String, SentimentDelta)> {
+    let mut sentiment: BTreeMap<&str, SentimentDelta> = BTreeMap::new();
+    for (event, polarity) in batch {
+        if let (Some(polarity), Some(item)) = (polarity, &event.item_id) {
+            let d = sentiment.entry(item).or_default();
+            d.reviews += 1;
+            d.polarity_sum += f64::from(*polarity);
+            d.positive += i64::from(*polarity >= 0.2);
+            d.negative += i64::from(*polarity <= -0.2);
+            d.rating_sum += i64::from(event.rating.unwrap_or(0));
+        }
+    }
+    sentiment
+        .into_iter()
+        .map(|(item, d)| (item.to_owned(), d))
+        .collect()
 }
 
 /// Polarity of a review: its text's sentiment when there is text, else its rating.

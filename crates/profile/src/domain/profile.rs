@@ -202,6 +202,15 @@ impl ProfileRecord {
             revision: 0,
         }
     }
+
+    /// The state as stored: prost-encoded, an empty state when there is none.
+    pub fn encoded_state(&self) -> Vec<u8> {
+        use prost::Message as _;
+        self.state.as_ref().map_or_else(
+            || ProfileState::default().encode_to_vec(),
+            |s| s.encode_to_vec(),
+        )
+    }
 }
 
 /// Per-event inputs that come from outside the user's own state.
@@ -271,6 +280,7 @@ impl ProfileState {
         // One key buffer for the event: most keys are already in the map, and looking them
         // up by a fresh `String` each would allocate once per interest per event.
         let mut map_key = String::new();
+        let mut added_keys = false;
         let mut add = |dimension: InterestDimension, key: &str| {
             map_key.clear();
             map_key.push_str(dimension.prefix());
@@ -281,6 +291,7 @@ impl ProfileState {
                     let mut decayed = Decayed::default();
                     decayed.add(weight, t, half_life);
                     self.interests.insert(map_key.clone(), decayed);
+                    added_keys = true;
                 }
             }
         };
@@ -297,10 +308,12 @@ impl ProfileState {
         }
         // Forget the weakest interests once a dimension holds a quarter more than allowed,
         // so pruning is amortised rather than run on every event.
+        // Only a new key can take a dimension over (each was at most `most` after the last
+        // event), and counting them walks every key of a full-grown profile.
         let limit = settings.max_interests_per_dimension;
         let most = limit + limit / 4;
-        if self.interests.len() <= most {
-            return; // no dimension can be over
+        if !added_keys || self.interests.len() <= most {
+            return;
         }
         let mut counts = [0; InterestDimension::ALL.len()];
         for (dimension, _) in self

@@ -1,5 +1,6 @@
 //! Ingestion: per-event validation, duplicates, durability, streaming, publishing, limits.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prost::Message as _;
@@ -86,6 +87,68 @@ async fn duplicate_event_ids_are_counted_once() {
         .await;
         assert_eq!(other.accepted_count, 1);
         assert_eq!(profile(&app, "carol").await.event_count, 2);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_with_duplicates_folds_only_its_new_events_into_profiles() {
+    // The writer folds a group while the database inserts it, taking every event to be new:
+    // profiles must still end as if the duplicates had never been sent.
+    for app in TestApp::every_backend().await {
+        let view = |id: &str, user: &str, item: &str, category: &str| {
+            event(id, user, BehaviorType::View, item, category)
+        };
+        let cart =
+            |id: &str, user: &str| event(id, user, BehaviorType::AddToCart, "i2", "books/novels");
+        for user in ["xena", "yuri", "zack"] {
+            record(&app, vec![view("a", user, "i1", "books"), cart("b", user)]).await;
+        }
+        let response = record(
+            &app,
+            vec![
+                cart("b", "xena"), // stored before
+                view("c", "xena", "i3", "toys"),
+                view("d", "xena", "i4", "toys/cars"),
+                view("d", "xena", "i4", "toys/cars"), // twice in the batch
+                view("c", "yuri", "i3", "toys"),
+                view("d", "yuri", "i4", "toys/cars"),
+                view("a", "zack", "i1", "books"), // only duplicates
+            ],
+        )
+        .await;
+        assert_eq!(
+            (response.accepted_count, response.duplicate_count),
+            (4, 3),
+            "{}",
+            app.label
+        );
+        let interests = |p: &pb::Profile| -> BTreeMap<(i32, String), f64> {
+            p.interests
+                .iter()
+                .map(|i| ((i.dimension, i.key.clone()), i.weight))
+                .collect()
+        };
+        let (xena, yuri) = (profile(&app, "xena").await, profile(&app, "yuri").await);
+        assert_eq!(
+            (xena.event_count, yuri.event_count),
+            (4, 4),
+            "{}",
+            app.label
+        );
+        let (xena, yuri) = (interests(&xena), interests(&yuri));
+        assert_eq!(
+            xena.keys().collect::<Vec<_>>(),
+            yuri.keys().collect::<Vec<_>>()
+        );
+        for (key, weight) in &xena {
+            // Sent microseconds apart: the same weights but for decay over that time.
+            assert!(
+                (weight - yuri[key]).abs() < 1e-6 * weight,
+                "{key:?}: {weight} {}",
+                yuri[key]
+            );
+        }
+        assert_eq!(profile(&app, "zack").await.event_count, 2, "{}", app.label);
     }
 }
 
