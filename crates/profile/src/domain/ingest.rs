@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use futures::FutureExt as _;
 use tailor_kit::cache::Cache;
@@ -219,21 +219,10 @@ impl Writer {
             let insert = std::pin::pin!(self.store.insert_new_events(&mut tx, &group.all, now));
             let mut insert = Alongside::new(insert);
             insert.nudge().await; // sends the first statement
-            for (i, (event, polarity)) in events.iter().enumerate() {
-                self.fold(&mut loaded, event, *polarity);
-                if i % NUDGE_EVERY_EVENTS == NUDGE_EVERY_EVENTS - 1 {
-                    insert.nudge().await;
-                }
-            }
-            let mut states = HashMap::with_capacity(loaded.users.len());
-            for (i, user) in loaded.users.iter().enumerate() {
-                if let Some(record) = loaded.records.get(*user) {
-                    states.insert(*user, record.encoded_state());
-                }
-                if i % NUDGE_EVERY_PROFILES == NUDGE_EVERY_PROFILES - 1 {
-                    insert.nudge().await;
-                }
-            }
+            let states = std::future::poll_fn(|cx| {
+                Poll::Ready(loaded.fold_and_encode(&events, &self.settings, || insert.poll(cx)))
+            })
+            .await;
             (insert.finish().await?, states)
         };
         if stored < events.len() {
@@ -267,14 +256,7 @@ impl Writer {
             return Ok(written);
         }
         let mut loaded = self.load(&mut tx, &batch).await?;
-        for (event, polarity) in &batch {
-            self.fold(&mut loaded, event, *polarity);
-        }
-        let states = loaded
-            .users
-            .iter()
-            .filter_map(|user| Some((*user, loaded.records.get(*user)?.encoded_state())))
-            .collect();
+        let states = loaded.fold_and_encode(&batch, &self.settings, || {});
         self.save_and_publish(tx, loaded, states, &batch, now)
             .await?;
         Ok(written)
@@ -312,32 +294,6 @@ impl Writer {
             stored,
             typical,
         })
-    }
-
-    /// Folds `event` into its user's profile (a new profile if there is none).
-    fn fold(&self, loaded: &mut Loaded<'_>, event: &BehaviorEvent, polarity: Option<f32>) {
-        let records = &mut loaded.records;
-        if !records.contains_key(&event.user_id) {
-            records.insert(event.user_id.clone(), ProfileRecord::new(&event.user_id));
-        }
-        let Some(record) = records.get_mut(&event.user_id) else {
-            return;
-        };
-        let context = EventContext {
-            typical_price: event
-                .category
-                .as_ref()
-                .and_then(|c| loaded.typical.get(c).copied()),
-            polarity,
-        };
-        let allowed = record.personalization_allowed;
-        record.state.get_or_insert_with(Default::default).apply(
-            event,
-            context,
-            &self.settings.model,
-            &self.settings.ingest.reporting_currency,
-            allowed,
-        );
     }
 
     /// The rest of a group's transaction once its new events (`batch`) are stored and folded
@@ -459,8 +415,8 @@ fn is_priced_purchase(event: &BehaviorEvent, currency: &str) -> bool {
 /// ~1,900 events, each sent only when the insert is polled, so it is nudged about every tenth
 /// of a millisecond of folding.
 const NUDGE_EVERY_EVENTS: usize = 32;
-/// Profiles encoded between two nudges (a full-grown profile takes a few microseconds).
-const NUDGE_EVERY_PROFILES: usize = 16;
+/// Groups from this many events on are folded by two threads.
+const FOLD_IN_TWO_FROM: usize = 256;
 
 /// A future driven alongside synchronous work: [`Self::nudge`] between pieces of the work
 /// lets it progress (send its statement, take the rows that arrived) without waiting for it.
@@ -479,8 +435,17 @@ impl<'a, F: Future> Alongside<'a, F> {
 
     /// Polls the future once, unless it is done.
     async fn nudge(&mut self) {
+        std::future::poll_fn(|cx| {
+            self.poll(cx);
+            Poll::Ready(())
+        })
+        .await;
+    }
+
+    /// [`Self::nudge`] from synchronous code running inside the task's poll (`cx`).
+    fn poll(&mut self, cx: &mut Context<'_>) {
         if self.output.is_none()
-            && let Poll::Ready(output) = futures::poll!(self.future.as_mut())
+            && let Poll::Ready(output) = self.future.as_mut().poll(cx)
         {
             self.output = Some(output);
         }
@@ -547,6 +512,111 @@ struct Loaded<'e> {
     typical: HashMap<String, f64>,
 }
 
+/// One user's share of a group: the profile, its new events (in time order), and the state
+/// encoded once they are folded in.
+struct UserFold<'a, 'e> {
+    user: &'e str,
+    record: ProfileRecord,
+    events: &'a [(&'e BehaviorEvent, Option<f32>)],
+    state: Vec<u8>,
+}
+
+impl UserFold<'_, '_> {
+    fn fold_and_encode(&mut self, typical: &HashMap<String, f64>, settings: &Settings) {
+        let allowed = self.record.personalization_allowed;
+        let currency = &settings.ingest.reporting_currency;
+        let state = self.record.state.get_or_insert_with(Default::default);
+        for (event, polarity) in self.events {
+            let context = EventContext {
+                typical_price: event
+                    .category
+                    .as_ref()
+                    .and_then(|c| typical.get(c).copied()),
+                polarity: *polarity,
+            };
+            state.apply(event, context, &settings.model, currency, allowed);
+        }
+        self.state = self.record.encoded_state();
+    }
+}
+
+impl<'e> Loaded<'e> {
+    /// Folds `events` (new, in time order) into their users' profiles and encodes them;
+    /// returns the encoded states by user. A profile depends only on its user's events, so
+    /// a large group is split by users between this thread and a helper. `between` is called
+    /// on this thread every few dozen events (the caller drives its insert with it).
+    fn fold_and_encode(
+        &mut self,
+        events: &[(&'e BehaviorEvent, Option<f32>)],
+        settings: &Settings,
+        mut between: impl FnMut(),
+    ) -> HashMap<&'e str, Vec<u8>> {
+        // By user, each user's in time order (the sort is stable).
+        let mut by_user = events.to_vec();
+        by_user.sort_by(|(a, _), (b, _)| a.user_id.cmp(&b.user_id));
+        let mut folds: Vec<UserFold<'_, 'e>> = by_user
+            .chunk_by(|(a, _), (b, _)| a.user_id == b.user_id)
+            .map(|events| {
+                let user = events[0].0.user_id.as_str();
+                UserFold {
+                    user,
+                    record: self
+                        .records
+                        .remove(user)
+                        .unwrap_or_else(|| ProfileRecord::new(user)),
+                    events,
+                    state: Vec::new(),
+                }
+            })
+            .collect();
+
+        let typical = &self.typical;
+        let mut fold_here = |folds: &mut [UserFold<'_, 'e>]| {
+            let mut since_between = 0;
+            for fold in folds {
+                fold.fold_and_encode(typical, settings);
+                since_between += fold.events.len();
+                if since_between >= NUDGE_EVERY_EVENTS {
+                    between();
+                    since_between = 0;
+                }
+            }
+        };
+        if events.len() < FOLD_IN_TWO_FROM {
+            fold_here(&mut folds);
+        } else {
+            // About half the events each (the busiest users have hundreds).
+            let mut half = 0;
+            let split = folds
+                .iter()
+                .position(|f| {
+                    half += f.events.len();
+                    half * 2 >= events.len()
+                })
+                .map_or(folds.len(), |i| i + 1);
+            let (here, there) = folds.split_at_mut(split);
+            std::thread::scope(|scope| {
+                let helper = scope.spawn(|| {
+                    for fold in there {
+                        fold.fold_and_encode(typical, settings);
+                    }
+                });
+                fold_here(here);
+                if let Err(panic) = helper.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            });
+        }
+
+        let mut states = HashMap::with_capacity(folds.len());
+        for fold in folds {
+            states.insert(fold.user, fold.state);
+            self.records.insert(fold.user.to_owned(), fold.record);
+        }
+        states
+    }
+}
+
 /// What `batch` adds to the typical prices of categories: (category, purchases, Σ unit price).
 fn price_deltas(
     batch: &[(&BehaviorEvent, Option<f32>)],
@@ -592,5 +662,94 @@ fn review_polarity(event: &BehaviorEvent) -> f32 {
     match &event.review_text {
         Some(text) => tailor_text::SentimentModel::shipped().score(text).polarity,
         None => (f32::from(event.rating.unwrap_or(3)) - 3.0) / 2.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+
+    use super::*;
+    use crate::domain::event::Money;
+    use crate::domain::profile::ProfileState;
+
+    /// `count` events of a few users, the first user busiest, in time order.
+    fn events(count: usize) -> Vec<BehaviorEvent> {
+        let kinds = [
+            BehaviorKind::View,
+            BehaviorKind::Click,
+            BehaviorKind::AddToCart,
+            BehaviorKind::Purchase,
+        ];
+        (0..count)
+            .map(|i| {
+                let kind = kinds[i % kinds.len()];
+                BehaviorEvent {
+                    event_id: format!("e{i}"),
+                    user_id: format!("u{}", (i * i) % 7),
+                    kind,
+                    occurred_at: 1_800_000_000_000_000 + i as Micros * 1_000_000,
+                    item_id: Some(format!("i{}", i % 13)),
+                    category: Some(format!("c{}/s{}", i % 3, i % 5)),
+                    brand: Some(format!("b{}", i % 4)),
+                    tags: vec![format!("t{}", i % 6)],
+                    query: None,
+                    quantity: 1,
+                    unit_price: (kind == BehaviorKind::Purchase).then(|| Money {
+                        amount_minor: 1_000 + i as i64,
+                        currency: "CNY".into(),
+                    }),
+                    discounted: i % 2 == 0,
+                    rating: None,
+                    review_text: None,
+                    session_id: None,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn folding_in_two_threads_gives_the_profiles_one_thread_gives() {
+        let settings = Settings::default();
+        let events = events(3 * FOLD_IN_TWO_FROM);
+        let tagged: Vec<(&BehaviorEvent, Option<f32>)> = events.iter().map(|e| (e, None)).collect();
+        let typical = HashMap::from([("c1/s1".to_owned(), 1_200.0)]);
+        let mut loaded = Loaded {
+            users: Vec::new(),
+            records: HashMap::from([("u1".to_owned(), ProfileRecord::new("u1"))]),
+            stored: HashMap::new(),
+            typical: typical.clone(),
+        };
+        let mut betweens = 0;
+        let states = loaded.fold_and_encode(&tagged, &settings, || betweens += 1);
+
+        let mut expected: HashMap<String, ProfileRecord> = HashMap::new();
+        for event in &events {
+            let record = expected
+                .entry(event.user_id.clone())
+                .or_insert_with(|| ProfileRecord::new(&event.user_id));
+            let context = EventContext {
+                typical_price: event
+                    .category
+                    .as_ref()
+                    .and_then(|c| typical.get(c).copied()),
+                polarity: None,
+            };
+            record.state.get_or_insert_with(Default::default).apply(
+                event,
+                context,
+                &settings.model,
+                &settings.ingest.reporting_currency,
+                true,
+            );
+        }
+        assert_eq!(loaded.records, expected);
+        assert_eq!(states.len(), expected.len());
+        for (user, state) in states {
+            // Decoded: the encoding of a hash map depends on its iteration order.
+            let state = ProfileState::decode(state.as_slice()).ok();
+            assert!(state == expected[user].state, "{user}'s encoded state");
+        }
+        assert!(betweens > 0 && betweens <= events.len() / NUDGE_EVERY_EVENTS);
     }
 }
