@@ -400,7 +400,12 @@ const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
 /// checkpoint inside the writer's commit took 14 % of the profile writer's time), looking
 /// every `every` and copying once `backlog` says enough is waiting. Ends when the pools
 /// close.
-async fn checkpoint_behind(readers: AnyPool, writer: AnyPool, every: Duration, backlog: Backlog) {
+async fn checkpoint_behind(
+    readers: AnyPool,
+    writer: AnyPool,
+    every: Duration,
+    mut backlog: Backlog,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -427,6 +432,14 @@ async fn checkpoint_behind(readers: AnyPool, writer: AnyPool, every: Duration, b
 struct Backlog {
     index: std::path::PathBuf,
     due_at_pages: u32,
+    /// The index file and its inode, kept open from the first look on. Closing a handle on a
+    /// file drops every POSIX lock the process holds on it, SQLite's included: without the
+    /// lock that marks the index in use, the next process to open the database (a CLI, a
+    /// backup) takes itself for the first, truncates the index and rebuilds it under this
+    /// one's memory mapping (SIGBUS, or a corrupt index). A new inode means SQLite deleted
+    /// the index (when its last connection closed) and made another: the old handle, which
+    /// nothing uses any more, is then let go.
+    open: Option<(std::fs::File, u64)>,
 }
 
 impl Backlog {
@@ -434,23 +447,26 @@ impl Backlog {
         Self {
             index: format!("{database}-shm").into(),
             due_at_pages,
+            open: None,
         }
     }
 
     /// Whether at least `due_at_pages` pages wait. An index that cannot be read (not yet
     /// created, or of another format) counts as due: checkpointing is then as before.
-    fn is_due(&self) -> bool {
-        Self::waiting(&self.index).is_none_or(|pages| pages >= self.due_at_pages)
+    fn is_due(&mut self) -> bool {
+        self.waiting()
+            .is_none_or(|pages| pages >= self.due_at_pages)
     }
 
-    /// Opened afresh each time (a few times a second): a handle kept open would go on reading
-    /// an index SQLite deleted when its last connection closed.
-    fn waiting(index: &std::path::Path) -> Option<u32> {
-        use std::io::Read as _;
+    fn waiting(&mut self) -> Option<u32> {
+        use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+        let inode = std::fs::metadata(&self.index).ok()?.ino();
+        if self.open.as_ref().is_none_or(|(_, held)| *held != inode) {
+            self.open = Some((std::fs::File::open(&self.index).ok()?, inode));
+        }
+        let (file, _) = self.open.as_ref()?;
         let mut header = [0u8; 100];
-        std::fs::File::open(index)
-            .and_then(|mut file| file.read_exact(&mut header))
-            .ok()?;
+        file.read_exact_at(&mut header, 0).ok()?;
         // Native byte order; a torn read (SQLite updates the header as we read) only moves
         // the next checkpoint by a tick.
         let field = |at: usize| header[at..at + 4].try_into().ok().map(u32::from_ne_bytes);
@@ -645,11 +661,7 @@ mod tests {
             ..DatabaseSettings::sqlite(&file)
         };
         let db = Db::connect(&settings).await.unwrap();
-        let index = std::path::PathBuf::from(format!("{file}-shm"));
-        let backlog = |pages| Backlog {
-            index: index.clone(),
-            due_at_pages: pages,
-        };
+        let mut backlog = Backlog::of_file(&file, 1);
         sqlx::query("CREATE TABLE page (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
             .execute(db.writer())
             .await
@@ -662,10 +674,13 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let waiting = Backlog::waiting(&index).expect("a readable index");
+        let waiting = backlog.waiting().expect("a readable index");
         // Each insert commits its row's page and the tree's pages it changed.
         assert!(waiting >= 50, "{waiting} pages waiting after 50 commits");
-        assert!(backlog(waiting).is_due() && !backlog(waiting + 1).is_due());
+        backlog.due_at_pages = waiting;
+        assert!(backlog.is_due());
+        backlog.due_at_pages = waiting + 1;
+        assert!(!backlog.is_due());
 
         let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(db.writer())
@@ -674,18 +689,67 @@ mod tests {
         let (log, copied): (i64, i64) = (row.get(1), row.get(2));
         assert_eq!(i64::from(waiting), log, "the index and SQLite agree");
         assert_eq!(copied, log, "nothing else was reading");
-        assert_eq!(Backlog::waiting(&index), Some(0));
+        assert_eq!(backlog.waiting(), Some(0));
+        db.close().await;
+    }
+
+    /// Looking at the backlog leaves SQLite's locks on the index alone: the shared lock on
+    /// its byte 128 tells another process opening the database that the index is in use.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn looking_at_the_backlog_keeps_sqlites_lock_on_the_index() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("locks.db").display().to_string();
+        let settings = DatabaseSettings {
+            sqlite_checkpoint_interval: Duration::ZERO,
+            ..DatabaseSettings::sqlite(&file)
+        };
+        let db = Db::connect(&settings).await.unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .execute(db.writer())
+            .await
+            .unwrap();
+        let inode = std::fs::metadata(format!("{file}-shm")).unwrap().ino();
+        // This process's POSIX locks on the index, from the kernel's table.
+        let index_locks = || {
+            let me = std::process::id().to_string();
+            std::fs::read_to_string("/proc/locks")
+                .unwrap()
+                .lines()
+                .filter(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    fields.get(4) == Some(&me.as_str())
+                        && fields
+                            .get(5)
+                            .is_some_and(|id| id.ends_with(&format!(":{inode}")))
+                })
+                .map(|line| {
+                    line.split_whitespace()
+                        .skip(6)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect::<Vec<String>>()
+        };
+        let before = index_locks();
+        assert!(before.contains(&"128 128".to_owned()), "{before:?}");
+        let mut backlog = Backlog::of_file(&file, 1);
+        for _ in 0..3 {
+            backlog.is_due();
+        }
+        assert_eq!(index_locks(), before);
         db.close().await;
     }
 
     #[test]
     fn an_unreadable_index_counts_as_due() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = Backlog::of_file(&dir.path().join("none.db").display().to_string(), 1);
+        let mut missing = Backlog::of_file(&dir.path().join("none.db").display().to_string(), 1);
         assert!(missing.is_due());
         let foreign = dir.path().join("foreign.db");
         std::fs::write(format!("{}-shm", foreign.display()), [0u8; 200]).unwrap();
-        let foreign = Backlog::of_file(&foreign.display().to_string(), u32::MAX);
+        let mut foreign = Backlog::of_file(&foreign.display().to_string(), u32::MAX);
         assert!(
             foreign.is_due(),
             "not SQLite's index format: checkpoint as before"
