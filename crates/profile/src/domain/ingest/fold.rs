@@ -104,7 +104,19 @@ impl<'e> Loaded<'e> {
         &mut self,
         events: &[(&'e BehaviorEvent, Option<f32>)],
         settings: &Settings,
+        between: impl FnMut(),
+    ) -> HashMap<&'e str, Vec<u8>> {
+        let helper = std::thread::Builder::new().name("ingest-fold".into());
+        self.fold_and_encode_with(events, settings, between, helper)
+    }
+
+    /// [`Self::fold_and_encode`] with the helper thread made by `helper`.
+    fn fold_and_encode_with(
+        &mut self,
+        events: &[(&'e BehaviorEvent, Option<f32>)],
+        settings: &Settings,
         mut between: impl FnMut(),
+        helper: std::thread::Builder,
     ) -> HashMap<&'e str, Vec<u8>> {
         // By user, each user's in time order (the sort is stable).
         let mut by_user = events.to_vec();
@@ -150,15 +162,33 @@ impl<'e> Loaded<'e> {
                 })
                 .map_or(folds.len(), |i| i + 1);
             let (here, there) = folds.split_at_mut(split);
+            // Handed over through a slot, so this thread can take the share back when no
+            // thread can be had (the system's limit): then it folds everything itself.
+            let share = std::sync::Mutex::new(Some(there));
+            let take = || {
+                share
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
+            };
             std::thread::scope(|scope| {
-                let helper = scope.spawn(|| {
-                    for fold in there {
+                let helper = helper.spawn_scoped(scope, || {
+                    for fold in take().into_iter().flatten() {
                         fold.fold_and_encode(typical, settings);
                     }
                 });
                 fold_here(here);
-                if let Err(panic) = helper.join() {
-                    std::panic::resume_unwind(panic);
+                match helper {
+                    Ok(helper) => {
+                        if let Err(panic) = helper.join() {
+                            std::panic::resume_unwind(panic);
+                        }
+                    }
+                    Err(_) => {
+                        if let Some(there) = take() {
+                            fold_here(there);
+                        }
+                    }
                 }
             });
         }
@@ -276,6 +306,18 @@ mod tests {
 
     #[test]
     fn folding_in_two_threads_gives_the_profiles_one_thread_gives() {
+        let helper = std::thread::Builder::new();
+        folds_as_one_thread_does(helper);
+    }
+
+    #[test]
+    fn without_a_helper_thread_this_one_folds_everything() {
+        // A stack no system can map: the helper cannot be made.
+        let helper = std::thread::Builder::new().stack_size(1 << 60);
+        folds_as_one_thread_does(helper);
+    }
+
+    fn folds_as_one_thread_does(helper: std::thread::Builder) {
         let settings = Settings::default();
         let events = events(3 * FOLD_IN_TWO_FROM);
         let tagged: Vec<(&BehaviorEvent, Option<f32>)> = events.iter().map(|e| (e, None)).collect();
@@ -287,7 +329,7 @@ mod tests {
             typical: typical.clone(),
         };
         let mut betweens = 0;
-        let states = loaded.fold_and_encode(&tagged, &settings, || betweens += 1);
+        let states = loaded.fold_and_encode_with(&tagged, &settings, || betweens += 1, helper);
 
         let mut expected: HashMap<String, ProfileRecord> = HashMap::new();
         for event in &events {
