@@ -203,7 +203,7 @@ impl Writer {
         let group = Group::of(calls);
         if self.commit_all_new(&group, now).await? {
             let mut written = vec![Written::default(); calls.len()];
-            for (call, _) in &group.tagged {
+            for call in &group.call_of {
                 written[*call].accepted += 1;
             }
             return Ok(written);
@@ -216,15 +216,15 @@ impl Writer {
     /// each side would otherwise wait for the other. Returns false, having committed
     /// nothing, when some event was stored before (or is in the group twice).
     async fn commit_all_new(&self, group: &Group<'_>, now: Micros) -> Result<bool> {
-        let events: Vec<(&BehaviorEvent, Option<f32>)> = group.events().collect();
+        let events = &group.events;
         let mut tx = self.store.db().begin_write().await?;
-        let mut loaded = self.load(&mut tx, &events).await?;
+        let mut loaded = self.load(&mut tx, events).await?;
         let (stored, states) = {
             let insert = std::pin::pin!(self.store.insert_new_events(&mut tx, &group.all, now));
             let mut insert = Alongside::new(insert);
             insert.nudge().await; // sends the first statement
             let states = std::future::poll_fn(|cx| {
-                Poll::Ready(loaded.fold_and_encode(&events, &self.settings, || insert.poll(cx)))
+                Poll::Ready(loaded.fold_and_encode(events, &self.settings, || insert.poll(cx)))
             })
             .await;
             (insert.finish().await?, states)
@@ -234,7 +234,7 @@ impl Writer {
             // copies are read again from their rows.
             return Ok(false);
         }
-        self.save_and_publish(tx, loaded, states, &events, now)
+        self.save_and_publish(tx, loaded, states, events, now)
             .await?;
         Ok(true)
     }
@@ -247,10 +247,10 @@ impl Writer {
         // An event is the call's own when it was new and no earlier call in the group had it.
         let mut written = vec![Written::default(); group.calls];
         let mut batch = Vec::with_capacity(group.all.len());
-        for ((call, _), (event, polarity)) in group.tagged.iter().zip(group.events()) {
+        for (call, (event, polarity)) in group.call_of.iter().zip(&group.events) {
             if inserted.remove(&(event.user_id.clone(), event.event_id.clone())) {
                 written[*call].accepted += 1;
-                batch.push((event, polarity));
+                batch.push((*event, *polarity));
             } else {
                 written[*call].duplicates += 1;
             }
@@ -407,7 +407,7 @@ impl Writer {
 }
 
 /// A future driven alongside synchronous work: [`Self::nudge`] between pieces of the work
-/// lets it progress (send its statement, take the rows that arrived) without waiting for it.
+/// lets it progress (send its next statement) without waiting for it.
 struct Alongside<'a, F: Future> {
     future: Pin<&'a mut F>,
     output: Option<F::Output>,

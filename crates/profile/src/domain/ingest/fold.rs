@@ -15,15 +15,17 @@ const NUDGE_EVERY_EVENTS: usize = 32;
 /// Groups from this many events on are folded by two threads.
 const FOLD_IN_TWO_FROM: usize = 256;
 
-/// A group's events, each tagged with its call, in time order, so late arrivals still update
-/// profiles in the right order (stable: a tie keeps the calls' order).
+/// A group's events in time order, so late arrivals still update profiles in the right order
+/// (stable: a tie keeps the calls' order).
 pub(super) struct Group<'e> {
+    /// How many calls the group has.
     pub(super) calls: usize,
-    pub(super) tagged: Vec<(usize, &'e BehaviorEvent)>,
-    /// The events alone, in the same order.
+    /// Each event's call.
+    pub(super) call_of: Vec<usize>,
+    /// The events alone (what the insert takes).
     pub(super) all: Vec<&'e BehaviorEvent>,
-    /// Each review's polarity (by its text's sentiment), in the same order.
-    pub(super) polarities: Vec<Option<f32>>,
+    /// The events with each review's polarity (by its text's sentiment).
+    pub(super) events: Vec<(&'e BehaviorEvent, Option<f32>)>,
 }
 
 impl<'e> Group<'e> {
@@ -34,25 +36,20 @@ impl<'e> Group<'e> {
             .flat_map(|(call, events)| events.iter().map(move |e| (call, e)))
             .collect();
         tagged.sort_by_key(|(_, e)| e.occurred_at);
-        let all: Vec<&BehaviorEvent> = tagged.iter().map(|(_, e)| *e).collect();
-        let polarities = all
+        let (call_of, all): (Vec<usize>, Vec<&BehaviorEvent>) = tagged.into_iter().unzip();
+        let events = all
             .iter()
-            .map(|e| (e.kind == BehaviorKind::Review).then(|| review_polarity(e)))
+            .map(|e| {
+                let polarity = (e.kind == BehaviorKind::Review).then(|| review_polarity(e));
+                (*e, polarity)
+            })
             .collect();
         Self {
             calls: calls.len(),
-            tagged,
+            call_of,
             all,
-            polarities,
+            events,
         }
-    }
-
-    /// The events with their polarities.
-    pub(super) fn events(&self) -> impl Iterator<Item = (&'e BehaviorEvent, Option<f32>)> + '_ {
-        self.all
-            .iter()
-            .copied()
-            .zip(self.polarities.iter().copied())
     }
 }
 
