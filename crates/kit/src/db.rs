@@ -648,24 +648,29 @@ mod tests {
         assert!(err.contains("db.sqlite_checkpoint_pages"), "{err}");
     }
 
-    /// The backlog read from the index file is what SQLite reports: the pages committed to
-    /// the log and not yet copied back, none once a checkpoint copied them.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_backlog_is_read_from_the_log_index() {
-        use sqlx::Row as _;
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("backlog.db").display().to_string();
+    /// A SQLite database in `dir` with a table `page`, where nothing copies the log behind
+    /// the writer (and the writer itself not before 10,000 pages); with its file's path.
+    async fn sqlite_with_a_table(dir: &tempfile::TempDir) -> (Db, String) {
+        let file = dir.path().join("test.db").display().to_string();
         let settings = DatabaseSettings {
-            // Nothing copies behind the writer, and the writer itself not before 10,000 pages.
             sqlite_checkpoint_interval: Duration::ZERO,
             ..DatabaseSettings::sqlite(&file)
         };
         let db = Db::connect(&settings).await.unwrap();
-        let mut backlog = Backlog::of_file(&file, 1);
         sqlx::query("CREATE TABLE page (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
             .execute(db.writer())
             .await
             .unwrap();
+        (db, file)
+    }
+
+    /// The backlog read from the index file is what SQLite reports: the pages committed to
+    /// the log and not yet copied back, none once a checkpoint copied them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_backlog_is_read_from_the_log_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, file) = sqlite_with_a_table(&dir).await;
+        let mut backlog = Backlog::of_file(&file, 1);
         for id in 0..50 {
             sqlx::query("INSERT INTO page (id, body) VALUES ($1, $2)")
                 .bind(id)
@@ -682,11 +687,7 @@ mod tests {
         backlog.due_at_pages = waiting + 1;
         assert!(!backlog.is_due());
 
-        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(db.writer())
-            .await
-            .unwrap();
-        let (log, copied): (i64, i64) = (row.get(1), row.get(2));
+        let (log, copied) = checkpoint(db.writer()).await.unwrap();
         assert_eq!(i64::from(waiting), log, "the index and SQLite agree");
         assert_eq!(copied, log, "nothing else was reading");
         assert_eq!(backlog.waiting(), Some(0));
@@ -700,29 +701,18 @@ mod tests {
     async fn looking_at_the_backlog_keeps_sqlites_lock_on_the_index() {
         use std::os::unix::fs::MetadataExt as _;
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("locks.db").display().to_string();
-        let settings = DatabaseSettings {
-            sqlite_checkpoint_interval: Duration::ZERO,
-            ..DatabaseSettings::sqlite(&file)
-        };
-        let db = Db::connect(&settings).await.unwrap();
-        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY)")
-            .execute(db.writer())
-            .await
-            .unwrap();
+        let (db, file) = sqlite_with_a_table(&dir).await;
         let inode = std::fs::metadata(format!("{file}-shm")).unwrap().ino();
+        let (me, index) = (std::process::id().to_string(), format!(":{inode}"));
         // This process's POSIX locks on the index, from the kernel's table.
         let index_locks = || {
-            let me = std::process::id().to_string();
             std::fs::read_to_string("/proc/locks")
                 .unwrap()
                 .lines()
                 .filter(|line| {
                     let fields: Vec<&str> = line.split_whitespace().collect();
                     fields.get(4) == Some(&me.as_str())
-                        && fields
-                            .get(5)
-                            .is_some_and(|id| id.ends_with(&format!(":{inode}")))
+                        && fields.get(5).is_some_and(|id| id.ends_with(&index))
                 })
                 .map(|line| {
                     line.split_whitespace()
