@@ -15,6 +15,7 @@ pub mod echo;
 pub mod mobile;
 pub mod profile;
 pub mod recommend;
+mod skim;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -21,7 +21,7 @@ use tailor_proto::recommend::v1::recommend_service_client::RecommendServiceClien
 
 use super::{
     Auth, Call, Generator, ItemIds, ItemPicker, Operation, Params, Pick, Reply, Step, UserPicker,
-    check, params,
+    check, params, skim,
 };
 use crate::population::{Population, mix};
 use crate::target::{Channel, Connection};
@@ -182,15 +182,22 @@ impl Step for Recommend {
             context_item_ids: context,
             ..pb::RecommendRequest::default()
         };
-        let mut client = client(&self.conn);
+        let (channel, origin) = (self.conn.channel(), self.conn.origin().clone());
         Call {
             request_bytes: request.encoded_len(),
             send: Box::pin(async move {
-                let response = client.recommend(request).await?.into_inner();
+                let (list, response_bytes) = skim::unary::<_, skim::List>(
+                    channel,
+                    origin,
+                    "/tailor.recommend.v1.RecommendService/Recommend",
+                    tonic::Request::new(request),
+                    MAX_MESSAGE_BYTES,
+                )
+                .await?;
                 Ok(Reply {
                     items: 1,
-                    response_bytes: response.encoded_len(),
-                    empty: response.items.is_empty(),
+                    response_bytes,
+                    empty: list.items.is_empty(),
                     ..Reply::default()
                 })
             }),
@@ -251,15 +258,22 @@ impl Step for Similar {
             item_id: generator.item_id(&self.ids, rank),
             page_size: self.page_size,
         };
-        let mut client = client(&self.conn);
+        let (channel, origin) = (self.conn.channel(), self.conn.origin().clone());
         Call {
             request_bytes: request.encoded_len(),
             send: Box::pin(async move {
-                let response = client.list_similar_items(request).await?.into_inner();
+                let (list, response_bytes) = skim::unary::<_, skim::List>(
+                    channel,
+                    origin,
+                    "/tailor.recommend.v1.RecommendService/ListSimilarItems",
+                    tonic::Request::new(request),
+                    MAX_MESSAGE_BYTES,
+                )
+                .await?;
                 Ok(Reply {
                     items: 1,
-                    response_bytes: response.encoded_len(),
-                    empty: response.items.is_empty(),
+                    response_bytes,
+                    empty: list.items.is_empty(),
                     ..Reply::default()
                 })
             }),
