@@ -18,6 +18,7 @@ pub mod matrix;
 pub mod persist;
 pub mod popularity;
 pub mod rules;
+pub(crate) mod screen;
 pub mod sequence;
 pub mod topk;
 

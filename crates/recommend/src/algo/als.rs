@@ -13,6 +13,9 @@
 //! the per-row CG loop is our own code over the `kernels` module because a BLAS call
 //! per 64-float vector costs more than the arithmetic.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use faer::{Mat, MatRef, Side, linalg::solvers::Solve};
 use indicatif::ProgressBar;
 use pulp::{Simd, WithSimd};
@@ -24,6 +27,7 @@ use super::{
     Csr, Interactions, ItemIdx, Query, Recommender, Result, ensure,
     kernels::{axpy, dot, gemv, score_rows, top_k_batch},
     knn::{Weighting, weigh},
+    screen::Screen,
     topk::TopK,
 };
 
@@ -117,6 +121,10 @@ pub struct Als {
     item_norms: Vec<f32>,
     /// Set when training reweighted interactions with BM25.
     fold_in_weights: Option<FoldInWeights>,
+    /// The item factors at half the bytes, for serving's full-catalog top-k; made on first
+    /// use (after training or loading), never stored.
+    #[serde(skip)]
+    screen: OnceLock<Screen>,
 }
 
 /// Rows solved per rayon task: enough to amortise SIMD dispatch and scratch allocation, few
@@ -187,6 +195,7 @@ impl Als {
             gram,
             item_norms,
             fold_in_weights,
+            screen: OnceLock::new(),
         })
     }
 
@@ -262,10 +271,19 @@ impl Als {
         }
     }
 
+    /// A trained user's factors, or the history folded in.
+    fn user_vector(&self, query: &Query<'_>) -> Cow<'_, [f32]> {
+        match query.user.and_then(|u| self.user_factor(u)) {
+            Some(x) => Cow::Borrowed(x),
+            None => Cow::Owned(self.fold_in_query(query)),
+        }
+    }
+
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         (self.user_factors.len() + self.item_factors.len() + self.gram.len()) * 4
             + self.item_norms.len() * 4
+            + self.screen.get().map_or(0, Screen::heap_bytes)
     }
 }
 
@@ -275,15 +293,15 @@ impl Recommender for Als {
     }
 
     fn score_all(&self, query: &Query<'_>, out: &mut [f32]) {
-        let folded;
-        let user = match query.user.and_then(|u| self.user_factor(u)) {
-            Some(x) => x,
-            None => {
-                folded = self.fold_in_query(query);
-                &folded
-            }
-        };
-        score_rows(&self.item_factors, user, out);
+        score_rows(&self.item_factors, &self.user_vector(query), out);
+    }
+
+    /// The same list as scoring every item, from the half-size screen (see `screen`).
+    fn recommend(&self, query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
+        let screen = self
+            .screen
+            .get_or_init(|| Screen::new(&self.item_factors, self.factors));
+        screen.top_k(&self.item_factors, &self.user_vector(query), k, exclude)
     }
 
     fn recommend_many(
@@ -294,10 +312,7 @@ impl Recommender for Als {
     ) -> Vec<Vec<(ItemIdx, f32)>> {
         let vectors: Vec<Vec<f32>> = queries
             .par_iter()
-            .map(|q| match q.user.and_then(|u| self.user_factor(u)) {
-                Some(x) => x.to_vec(),
-                None => self.fold_in_query(q),
-            })
+            .map(|q| self.user_vector(q).into_owned())
             .collect();
         top_k_batch(&self.item_factors, &vectors, exclude, k)
     }
@@ -477,6 +492,56 @@ mod tests {
                 assert!(min_seen > 0.5, "{solver:?} user {u}: {scores:?}");
             }
         }
+    }
+
+    #[test]
+    fn served_lists_are_the_full_scans_for_trained_folded_and_stored_models() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+
+        use crate::algo::matrix::{InteractionsBuilder, Merge};
+        use crate::algo::topk::top_k_dense;
+
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut b = InteractionsBuilder::new();
+        for t in 0..6_000 {
+            let (u, i) = (
+                rng.random_range(0..300),
+                rng.random_range(0..900u32).pow(2) / 900,
+            );
+            b.push(&format!("u{u}"), &format!("i{i}"), 1.0, t);
+        }
+        let m = b.build(Merge::Binary);
+        let config = AlsConfig {
+            factors: 24,
+            iterations: 5,
+            ..AlsConfig::default()
+        };
+        let model = Als::fit(&config, &m, &ProgressBar::hidden()).unwrap();
+        let stored: Als = postcard::from_bytes(&postcard::to_stdvec(&model).unwrap()).unwrap();
+        let full_scan = |query: &Query<'_>, k: usize, exclude: &[ItemIdx]| {
+            let mut scores = vec![0.0; model.n_items()];
+            model.score_all(query, &mut scores);
+            for &i in exclude {
+                scores[i as usize] = f32::NEG_INFINITY;
+            }
+            top_k_dense(&scores, k)
+        };
+        for u in 0..m.user_items().n_rows() as u32 {
+            let seen = m.user_items().row_indices(u);
+            let known = Query::known(u, seen);
+            let folded = Query::anonymous(seen);
+            for (query, k) in [(&known, 10), (&known, 132), (&folded, 50)] {
+                let expected = full_scan(query, k, seen);
+                assert_eq!(model.recommend(query, k, seen), expected, "user {u}, k {k}");
+                assert_eq!(
+                    stored.recommend(query, k, seen),
+                    expected,
+                    "stored, user {u}"
+                );
+            }
+        }
+        // The stored model was read without its screen and made it on first use.
+        assert!(stored.screen.get().is_some());
     }
 
     #[test]

@@ -66,6 +66,14 @@ impl TopK {
         }
     }
 
+    /// The k-th best score so far, once `k` items are kept.
+    pub fn threshold(&self) -> Option<f32> {
+        self.heap
+            .peek()
+            .filter(|_| self.heap.len() == self.k)
+            .map(|worst| worst.0)
+    }
+
     /// Best first.
     pub fn into_sorted(self) -> Vec<(ItemIdx, f32)> {
         let mut v: Vec<Worst> = self.heap.into_vec();
