@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use super::catalog::{Catalog, Item};
 use super::models::{ModelSet, Ranked, Rankings};
@@ -166,7 +166,12 @@ pub fn recommend(
         .collect();
     let exclude_idx: Vec<ItemIdx> = excluded.iter().copied().collect();
 
-    let mut blended = Blended::default();
+    // Sized for every source's full list up front: growing it rehashed every entry several
+    // times per request.
+    let mut blended = Blended::with_capacity_and_hasher(
+        blend.len() * settings.candidates_per_source,
+        FxBuildHasher,
+    );
     let k = settings.candidates_per_source;
     for (source, weight) in blend.iter().filter(|(_, w)| **w > 0.0) {
         let Some(model) = models.sources.get(source) else {
