@@ -75,6 +75,34 @@ fn check_page_size(page_size: i32) -> Result<(), String> {
     }
 }
 
+/// The call of a list read (`Recommend`, `ListSimilarItems`): its answer is counted, not
+/// decoded (see `skim`).
+fn listed<Q>(conn: &Connection, path: &'static str, request: Q) -> Call
+where
+    Q: prost::Message + Send + Sync + 'static,
+{
+    let (channel, origin) = (conn.channel(), conn.origin().clone());
+    Call {
+        request_bytes: request.encoded_len(),
+        send: Box::pin(async move {
+            let (list, response_bytes) = skim::unary::<_, skim::List>(
+                channel,
+                origin,
+                path,
+                tonic::Request::new(request),
+                MAX_MESSAGE_BYTES,
+            )
+            .await?;
+            Ok(Reply {
+                items: 1,
+                response_bytes,
+                empty: list.items.is_empty(),
+                ..Reply::default()
+            })
+        }),
+    }
+}
+
 /// Where the recommendations are shown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -182,26 +210,11 @@ impl Step for Recommend {
             context_item_ids: context,
             ..pb::RecommendRequest::default()
         };
-        let (channel, origin) = (self.conn.channel(), self.conn.origin().clone());
-        Call {
-            request_bytes: request.encoded_len(),
-            send: Box::pin(async move {
-                let (list, response_bytes) = skim::unary::<_, skim::List>(
-                    channel,
-                    origin,
-                    "/tailor.recommend.v1.RecommendService/Recommend",
-                    tonic::Request::new(request),
-                    MAX_MESSAGE_BYTES,
-                )
-                .await?;
-                Ok(Reply {
-                    items: 1,
-                    response_bytes,
-                    empty: list.items.is_empty(),
-                    ..Reply::default()
-                })
-            }),
-        }
+        listed(
+            &self.conn,
+            "/tailor.recommend.v1.RecommendService/Recommend",
+            request,
+        )
     }
 }
 
@@ -258,26 +271,11 @@ impl Step for Similar {
             item_id: generator.item_id(&self.ids, rank),
             page_size: self.page_size,
         };
-        let (channel, origin) = (self.conn.channel(), self.conn.origin().clone());
-        Call {
-            request_bytes: request.encoded_len(),
-            send: Box::pin(async move {
-                let (list, response_bytes) = skim::unary::<_, skim::List>(
-                    channel,
-                    origin,
-                    "/tailor.recommend.v1.RecommendService/ListSimilarItems",
-                    tonic::Request::new(request),
-                    MAX_MESSAGE_BYTES,
-                )
-                .await?;
-                Ok(Reply {
-                    items: 1,
-                    response_bytes,
-                    empty: list.items.is_empty(),
-                    ..Reply::default()
-                })
-            }),
-        }
+        listed(
+            &self.conn,
+            "/tailor.recommend.v1.RecommendService/ListSimilarItems",
+            request,
+        )
     }
 }
 
