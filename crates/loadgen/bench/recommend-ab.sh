@@ -44,7 +44,9 @@ for round in $(seq "$ROUNDS"); do
     [[ $side == after ]] && binary=$AFTER
     run="$OUT/run-$side"
     rm -rf "$run" && cp -a "$SEED" "$run"
-    (cd "$run" && exec env $(system_env embedded) "$binary" serve all >"$OUT/server-$side-$round.log" 2>&1) &
+    # shellcheck disable=SC2046 # one word per variable
+    (cd "$run" && exec env $(system_env embedded) "$binary" serve all) \
+      >"$OUT/server-$side-$round.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 60); do
       curl -sf -o /dev/null "http://$METRICS/metrics" && break
