@@ -121,15 +121,7 @@ pub trait Recommender: Send + Sync {
     /// Top `k` items for the query, best first, never returning `exclude`d items (the caller
     /// passes the items already seen or bought, out of stock, ...).
     fn recommend(&self, query: &Query<'_>, k: usize, exclude: &[ItemIdx]) -> Vec<(ItemIdx, f32)> {
-        topk::with_dense_scores(self.n_items(), |scores| {
-            self.score_all(query, scores);
-            for &i in exclude {
-                if let Some(s) = scores.get_mut(i as usize) {
-                    *s = f32::NEG_INFINITY;
-                }
-            }
-            topk::top_k_dense(scores, k)
-        })
+        top_k_by_full_scan(self, query, k, exclude)
     }
 
     /// Top `k` for many queries (`exclude[q]` belongs to `queries[q]`), in parallel. Factor
@@ -158,6 +150,25 @@ pub trait Recommender: Send + Sync {
                 .collect()
         })
     }
+}
+
+/// The top `k` of scoring every item ([`Recommender::score_all`]): what
+/// [`Recommender::recommend`] returns unless a model has a faster way to the same list.
+pub fn top_k_by_full_scan<R: Recommender + ?Sized>(
+    model: &R,
+    query: &Query<'_>,
+    k: usize,
+    exclude: &[ItemIdx],
+) -> Vec<(ItemIdx, f32)> {
+    topk::with_dense_scores(model.n_items(), |scores| {
+        model.score_all(query, scores);
+        for &i in exclude {
+            if let Some(s) = scores.get_mut(i as usize) {
+                *s = f32::NEG_INFINITY;
+            }
+        }
+        topk::top_k_dense(scores, k)
+    })
 }
 
 /// Item attributes the content-based and category models read; aligned with item ids.

@@ -44,7 +44,7 @@ where
     grpc.ready()
         .await
         .map_err(|e| Status::unknown(format!("service was not ready: {e}")))?;
-    let codec = Sized::<Q, R>(PhantomData);
+    let codec = SizedCodec::<Q, R>(PhantomData);
     let response = grpc
         .unary(request, PathAndQuery::from_static(path), codec)
         .await?;
@@ -52,9 +52,9 @@ where
 }
 
 /// Requests encoded as prost does; answers decoded as `R`, with their size.
-struct Sized<Q, R>(PhantomData<fn() -> (Q, R)>);
+struct SizedCodec<Q, R>(PhantomData<fn() -> (Q, R)>);
 
-impl<Q, R> Codec for Sized<Q, R>
+impl<Q, R> Codec for SizedCodec<Q, R>
 where
     Q: prost::Message + Send + 'static,
     R: prost::Message + Default + Send + 'static,

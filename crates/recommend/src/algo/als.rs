@@ -499,7 +499,7 @@ mod tests {
         use rand::{Rng, SeedableRng, rngs::StdRng};
 
         use crate::algo::matrix::{InteractionsBuilder, Merge};
-        use crate::algo::topk::top_k_dense;
+        use crate::algo::top_k_by_full_scan;
 
         let mut rng = StdRng::seed_from_u64(11);
         let mut b = InteractionsBuilder::new();
@@ -518,20 +518,12 @@ mod tests {
         };
         let model = Als::fit(&config, &m, &ProgressBar::hidden()).unwrap();
         let stored: Als = postcard::from_bytes(&postcard::to_stdvec(&model).unwrap()).unwrap();
-        let full_scan = |query: &Query<'_>, k: usize, exclude: &[ItemIdx]| {
-            let mut scores = vec![0.0; model.n_items()];
-            model.score_all(query, &mut scores);
-            for &i in exclude {
-                scores[i as usize] = f32::NEG_INFINITY;
-            }
-            top_k_dense(&scores, k)
-        };
         for u in 0..m.user_items().n_rows() as u32 {
             let seen = m.user_items().row_indices(u);
             let known = Query::known(u, seen);
             let folded = Query::anonymous(seen);
             for (query, k) in [(&known, 10), (&known, 132), (&folded, 50)] {
-                let expected = full_scan(query, k, seen);
+                let expected = top_k_by_full_scan(&model, query, k, seen);
                 assert_eq!(model.recommend(query, k, seen), expected, "user {u}, k {k}");
                 assert_eq!(
                     stored.recommend(query, k, seen),

@@ -46,7 +46,8 @@ impl Screen {
         let rows = table.len() / d;
         // Each f32 sum of `d` products is within `d·u·Σ|xq|` (u = 2⁻²⁴) of the real sum:
         // twice that covers the screened and the exact score, doubled again for margin.
-        let gamma = 4.0 * d as f64 * f64::from(f32::EPSILON) / 2.0;
+        let unit_roundoff = f64::from(f32::EPSILON) / 2.0;
+        let gamma = 4.0 * d as f64 * unit_roundoff;
         let mut words = Vec::with_capacity(rows * half);
         let mut slack = Vec::with_capacity(rows);
         for row in table.chunks_exact(d) {
@@ -140,15 +141,10 @@ impl WithSimd for Scan<'_> {
         } = self;
         let half = screen.half;
         // The query split as the words are: first half, then second half (zero-padded).
-        let mut high = vec![0f32; half];
-        let mut low = vec![0f32; half];
-        for (j, &q) in query.iter().enumerate() {
-            if j < half {
-                high[j] = q;
-            } else {
-                low[j - half] = q;
-            }
-        }
+        let (first, second) = query.split_at(half);
+        let high = first.to_vec();
+        let mut low = second.to_vec();
+        low.resize(half, 0.0);
         for (a, row) in approx.iter_mut().zip(screen.words.chunks_exact(half)) {
             *a = screened_dot(simd, row, &high, &low);
         }
