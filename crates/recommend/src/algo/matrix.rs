@@ -7,8 +7,7 @@
 //! The CSR type is our own rather than `sprs`: we need `u32` column indices (half the memory of
 //! `usize` on the hot paths), an aligned per-entry timestamp array, and nothing but row slices.
 
-use std::collections::HashMap;
-
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
 /// Dense internal user id.
@@ -16,7 +15,8 @@ pub type UserIdx = u32;
 /// Dense internal item id.
 pub type ItemIdx = u32;
 
-/// Two-way map between external string ids and dense internal ids.
+/// Two-way map between external string ids and dense internal ids. Looked up on every
+/// request for every id it names, with ids callers send: foldhash, seeded per map.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(from = "Vec<String>", into = "Vec<String>")]
 pub struct IdMap {
@@ -351,7 +351,8 @@ impl InteractionsBuilder {
                 .max()
                 .unwrap_or(0),
         );
-        let mut merged: HashMap<(u32, u32), (f32, i64)> = HashMap::with_capacity(self.events.len());
+        let mut merged: std::collections::HashMap<(u32, u32), (f32, i64)> =
+            std::collections::HashMap::with_capacity(self.events.len());
         for &(u, i, w, t) in &self.events {
             merged
                 .entry((u, i))

@@ -2,7 +2,7 @@
 //! in step with the database by applying changes since the last look, so every replica sees
 //! every write).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::{Arc, RwLock};
 
 use tailor_kit::grpc::status::FieldViolations;
@@ -125,8 +125,8 @@ pub fn normalise(mut item: Item, index: usize, violations: &mut FieldViolations)
 /// the last few seconds of a catalog import on every poll, forever.
 const COMMIT_WINDOW: Micros = 5 * tailor_kit::time::SECOND;
 
-/// The catalog in memory: every live item by id, and how far it is in step with the
-/// database.
+/// The catalog in memory: every live item by id (foldhash: looked up for every item of every
+/// page, by ids callers send), and how far it is in step with the database.
 #[derive(Debug, Default)]
 pub struct Catalog {
     items: RwLock<HashMap<String, Arc<Item>>>,

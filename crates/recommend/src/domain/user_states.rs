@@ -23,7 +23,8 @@ const MAX_TOUCHES: u64 = 2_000_000;
 /// The cache of [`UserState`]s. Cheap to clone (shared).
 #[derive(Clone)]
 pub struct UserStates {
-    cache: moka::future::Cache<String, Arc<UserState>>,
+    /// By user id (foldhash: the ids come from callers).
+    cache: moka::future::Cache<String, Arc<UserState>, foldhash::fast::RandomState>,
     reads: Reads<UserState>,
 }
 
@@ -39,7 +40,7 @@ impl UserStates {
                     u32::try_from(state.history.len() + 1).unwrap_or(u32::MAX)
                 })
                 .expire_after(SinceRead(ttl))
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             reads: Reads::new("recommend:user_state"),
         }
     }
