@@ -85,12 +85,18 @@ pub struct ModelSet {
 /// the largest costs of a placement) and only filtered per request.
 #[derive(Clone)]
 pub struct Rankings {
-    /// By source, whom and depth (rankings of different depths are different lists).
-    kept: moka::sync::Cache<(String, Ranked, usize), Ranking>,
+    /// By source, whom and depth (rankings of different depths are different lists). Read
+    /// several times per request: the key is three numbers, hashed by foldhash.
+    kept: moka::sync::Cache<(SourceId, Ranked, usize), Ranking, foldhash::fast::RandomState>,
     /// Hits and rankings computed, as `cache.reads{cache="recommend:rankings"}` (a request
     /// that waited for another's ranking of the same key counts as a hit).
     reads: Arc<ReadCounter>,
 }
+
+/// A source's place among its set's sources ([`ModelSet::source`]): what kept rankings are
+/// keyed by instead of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceId(u16);
 
 /// Whom a kept ranking is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -136,7 +142,7 @@ impl Rankings {
                     u32::try_from(ranking.len()).unwrap_or(u32::MAX).max(1)
                 })
                 .max_capacity(mib.saturating_mul(1 << 20) / 8)
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             reads: Arc::new(ReadCounter::new("recommend:rankings")),
         }
     }
@@ -144,13 +150,13 @@ impl Rankings {
     /// `source`'s best `depth` items for `whom`, computed by `rank` on a miss.
     pub fn get_or_rank(
         &self,
-        source: &str,
+        source: SourceId,
         whom: Ranked,
         depth: usize,
         rank: impl FnOnce() -> Vec<(ItemIdx, f32)>,
     ) -> Ranking {
         let mut ranked = false;
-        let ranking = self.kept.get_with((source.to_owned(), whom, depth), || {
+        let ranking = self.kept.get_with((source, whom, depth), || {
             ranked = true;
             Arc::from(rank())
         });
@@ -224,6 +230,17 @@ impl ModelSet {
         let mut set: Self = postcard::from_bytes(&bytes[6..]).context("decoding the model set")?;
         set.prepare();
         Ok(set)
+    }
+
+    /// A source by name, with its id.
+    pub fn source(&self, name: &str) -> Option<(SourceId, &Model)> {
+        // A handful of sources: a scan is as quick as the map's own search.
+        let (i, (_, model)) = self
+            .sources
+            .iter()
+            .enumerate()
+            .find(|(_, (source, _))| *source == name)?;
+        Some((SourceId(u16::try_from(i).ok()?), model))
     }
 
     /// Builds the per-category popularity lists (every path prefix: "electronics" covers

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use super::catalog::{Catalog, Item};
-use super::models::{ModelSet, Ranked, Rankings};
+use super::models::{ModelSet, Ranked, Rankings, SourceId};
 use super::{PURCHASE, Placement, Touch};
 use crate::algo::{ItemIdx, Model, Query, Recommender as _, topk};
 use crate::config::{Blend, ServingSettings};
@@ -174,7 +174,7 @@ pub fn recommend(
     );
     let k = settings.candidates_per_source;
     for (source, weight) in blend.iter().filter(|(_, w)| **w > 0.0) {
-        let Some(model) = models.sources.get(source) else {
+        let Some((id, model)) = models.source(source) else {
             continue;
         };
         if source == "popular" || source == "trending" {
@@ -189,7 +189,7 @@ pub fn recommend(
                 &mut blended,
                 source,
                 *weight,
-                source_candidates(models, source, model, &query, folded, k, &exclude_idx),
+                source_candidates(models, id, model, &query, folded, k, &exclude_idx),
             );
         }
     }
@@ -346,7 +346,7 @@ fn popular_candidates(
 /// scored now.
 fn source_candidates(
     models: &ModelSet,
-    source: &str,
+    source: SourceId,
     model: &Model,
     query: &Query<'_>,
     folded: Ranked,

@@ -263,13 +263,13 @@ fn assert_serves_as_scoring(
     query: &Query<'_>,
     excludes: &[Vec<ItemIdx>],
 ) {
-    let model = &models.sources[source];
+    let (id, model) = models.source(source).unwrap();
     let folded = Ranked::history(query.history, query.weights);
     for exclude in excludes {
         for k in [1, 3, 20] {
             for _ in 0..2 {
                 assert_eq!(
-                    source_candidates(models, source, model, query, folded, k, exclude),
+                    source_candidates(models, id, model, query, folded, k, exclude),
                     model.recommend(query, k, exclude),
                     "{source} history={:?} k={k} exclude={exclude:?}",
                     query.history
@@ -337,7 +337,7 @@ fn kept_rankings_serve_exactly_as_scoring_would() {
     // What was scored is kept: asking again ranks nothing.
     for source in &kept_sources {
         models.rankings.get_or_rank(
-            source,
+            models.source(source).unwrap().0,
             Ranked::history(&[b1], None),
             Rankings::depth(20),
             || panic!("{source}: the folded-in history was not kept"),
@@ -388,7 +388,8 @@ fn exclusions_deeper_than_a_kept_ranking_score_afresh() {
     // The exclusions take all but 12 of the kept items: the page needs 20.
     let exclude: Vec<ItemIdx> = full.iter().take(depth - 12).map(|(i, _)| *i).collect();
     let folded = Ranked::history(&[], None);
-    let served = source_candidates(&models, "als", model, &query, folded, k, &exclude);
+    let als = models.source("als").unwrap().0;
+    let served = source_candidates(&models, als, model, &query, folded, k, &exclude);
     assert_eq!(served.len(), k);
     assert_eq!(served, model.recommend(&query, k, &exclude));
 }
