@@ -3,7 +3,6 @@
 //! diversified across categories, and explained. Pure: models and catalog in, a list out.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
@@ -189,7 +188,7 @@ pub fn recommend(
                 &mut blended,
                 source,
                 *weight,
-                source_candidates(models, id, model, &query, folded, k, &exclude_idx),
+                source_candidates(models, id, model, &query, folded, k, &excluded),
             );
         }
     }
@@ -340,7 +339,7 @@ fn popular_candidates(
     model.recommend(&Query::anonymous(&[]), k, exclude)
 }
 
-/// A source's top `k` for the query without `exclude`: from the set's kept ranking of the
+/// A source's top `k` for the query without `excluded`: from the set's kept ranking of the
 /// user when the source ranks users by what it learnt about them alone, or of the history
 /// when it ranks by the history (kept under `folded`, the key of the query's history), else
 /// scored now.
@@ -351,8 +350,12 @@ fn source_candidates(
     query: &Query<'_>,
     folded: Ranked,
     k: usize,
-    exclude: &[ItemIdx],
+    excluded: &FxHashSet<ItemIdx>,
 ) -> Vec<(ItemIdx, f32)> {
+    let scored_now = || {
+        let exclude: Vec<ItemIdx> = excluded.iter().copied().collect();
+        model.recommend(query, k, &exclude)
+    };
     let depth = Rankings::depth(k);
     let ranking = match query.user.filter(|u| model.ranks_by_user_alone(*u)) {
         Some(user) => models
@@ -365,9 +368,8 @@ fn source_candidates(
         None if model.ranks_by_history() && !query.history.is_empty() => models
             .rankings
             .get_or_rank(source, folded, depth, || model.recommend(query, depth, &[])),
-        None => return model.recommend(query, k, exclude),
+        None => return scored_now(),
     };
-    let excluded: FxHashSet<ItemIdx> = exclude.iter().copied().collect();
     let top: Vec<(ItemIdx, f32)> = ranking
         .iter()
         .filter(|(i, _)| !excluded.contains(i))
@@ -376,7 +378,7 @@ fn source_candidates(
         .collect();
     // A short list from a full-depth ranking means the exclusions ate into it: score afresh.
     if top.len() < k && ranking.len() == depth {
-        return model.recommend(query, k, exclude);
+        return scored_now();
     }
     top
 }
@@ -398,7 +400,9 @@ fn diversify<'a>(
         return Vec::new();
     }
     let cap = ((page as f64 * max_share).ceil() as usize).max(1);
-    let mut per_category: HashMap<&str, usize> = HashMap::new();
+    // At most a page of categories: no hash flooding to guard against.
+    let mut per_category: FxHashMap<&str, usize> =
+        FxHashMap::with_capacity_and_hasher(page, FxBuildHasher);
     let mut out = Vec::with_capacity(page);
     let mut held = Vec::new();
     for entry in ranked {

@@ -266,10 +266,11 @@ fn assert_serves_as_scoring(
     let (id, model) = models.source(source).unwrap();
     let folded = Ranked::history(query.history, query.weights);
     for exclude in excludes {
+        let excluded = exclude.iter().copied().collect();
         for k in [1, 3, 20] {
             for _ in 0..2 {
                 assert_eq!(
-                    source_candidates(models, id, model, query, folded, k, exclude),
+                    source_candidates(models, id, model, query, folded, k, &excluded),
                     model.recommend(query, k, exclude),
                     "{source} history={:?} k={k} exclude={exclude:?}",
                     query.history
@@ -389,7 +390,8 @@ fn exclusions_deeper_than_a_kept_ranking_score_afresh() {
     let exclude: Vec<ItemIdx> = full.iter().take(depth - 12).map(|(i, _)| *i).collect();
     let folded = Ranked::history(&[], None);
     let als = models.source("als").unwrap().0;
-    let served = source_candidates(&models, als, model, &query, folded, k, &exclude);
+    let excluded = exclude.iter().copied().collect();
+    let served = source_candidates(&models, als, model, &query, folded, k, &excluded);
     assert_eq!(served.len(), k);
     assert_eq!(served, model.recommend(&query, k, &exclude));
 }
