@@ -94,7 +94,8 @@ pub struct Rankings {
 }
 
 /// A source's place among its set's sources ([`ModelSet::source`]): what kept rankings are
-/// keyed by instead of its name.
+/// keyed by instead of its name. Every set keeps its own rankings, so places never shift
+/// under them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SourceId(u16);
 
