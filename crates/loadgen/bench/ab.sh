@@ -19,11 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source crates/loadgen/bench/system-env.sh
 
-BEFORE=$(realpath "$1")
-AFTER=$(realpath "$2")
-SEED=$(realpath "${SEED:?a seeded run directory, see above}")
-OUT=${OUT:-$(mktemp -d /tmp/tailor-ab.XXXXXX)}
-OUT=$(realpath "$OUT")
+ab_arguments "$1" "$2" ab
 REC_RATES=${REC_RATES:-1000,2000,3000,4000}
 SESSION_RATES=${SESSION_RATES:-1000,1500,2000}
 DURATION=${DURATION:-10s}
@@ -32,7 +28,6 @@ WARMUP=${WARMUP:-10s}
 # writes, a longer WAL) drains before the other is measured.
 SETTLE=${SETTLE:-5}
 SCENARIOS=$PWD/crates/loadgen/scenarios
-mkdir -p "$OUT"
 
 say() { printf '\n\033[1m== %s ==\033[0m\n' "$*" >&2; }
 
@@ -52,14 +47,8 @@ start() {
   use_ports "$(offset_of "$label")"
   say "$label: $binary"
   rm -rf "$OUT/run-$label" && cp -r "$SEED" "$OUT/run-$label"
-  # shellcheck disable=SC2046 # one word per variable
-  (cd "$OUT/run-$label" && exec env $(system_env embedded) "$binary" serve all) \
-    >"$OUT/server-$label.log" 2>&1 &
-  PIDS[$label]=$!
-  for _ in $(seq 1 150); do
-    "$binary" health --addr "$GATEWAY" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
+  serve_all "$binary" "$OUT/run-$label" embedded "$OUT/server-$label.log"
+  PIDS[$label]=$server_pid
   for attempt in $(seq 1 60); do
     # shellcheck disable=SC2046
     (cd "$OUT/run-$label" && env $(system_env embedded) "$binary" train) \

@@ -7,14 +7,7 @@ say() { printf '\n\033[1m== %s ==\033[0m\n' "$*" >&2; }
 # Prints a command, then runs it: the exact commands are part of the results.
 run() { printf '+ %s\n' "$*" >&2; "$@"; }
 
-server_pid=
-stop_server() {
-  if [[ -n $server_pid ]]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-  fi
-}
+source crates/loadgen/bench/server-process.sh
 trap stop_server EXIT
 
 # start_server NAME DATABASE_URL [REDIS]
@@ -26,12 +19,7 @@ start_server() {
   printf '+ %s %s serve profile\n' "${env[*]}" "$TAILOR" >&2
   env "${env[@]}" "$TAILOR" serve profile >"$OUT/server-$name.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 1 100); do
-    "$TAILOR" health --addr "127.0.0.1:$PORT" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  echo "the profile service did not become SERVING; see $OUT/server-$name.log" >&2
-  exit 1
+  wait_serving "$TAILOR" "127.0.0.1:$PORT" "$OUT/server-$name.log"
 }
 
 loadgen() {

@@ -14,28 +14,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source crates/loadgen/bench/system-env.sh
-BEFORE=$(realpath "$1")
-AFTER=$(realpath "$2")
-SEED=$(realpath "${SEED:?a seeded run directory, see above}")
-OUT=${OUT:-$(mktemp -d /tmp/tailor-recommend-ab.XXXXXX)}
-OUT=$(realpath "$OUT")
+ab_arguments "$1" "$2" recommend-ab
 RATES=${RATES:-6000 8000 10000}
 WARM_RATE=${WARM_RATE:-5000}
 ROUNDS=${ROUNDS:-2}
 SCENARIO=$PWD/crates/loadgen/scenarios/recommend-serve.toml
-mkdir -p "$OUT"
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 cores() { awk -v t="$1" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz / 8 }'; }
 
-server_pid=
-stop_server() {
-  if [[ -n $server_pid ]]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-  fi
-}
 trap stop_server EXIT
 
 for round in $(seq "$ROUNDS"); do
@@ -44,14 +31,7 @@ for round in $(seq "$ROUNDS"); do
     [[ $side == after ]] && binary=$AFTER
     run="$OUT/run-$side"
     rm -rf "$run" && cp -a "$SEED" "$run"
-    # shellcheck disable=SC2046 # one word per variable
-    (cd "$run" && exec env $(system_env embedded) "$binary" serve all) \
-      >"$OUT/server-$side-$round.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 60); do
-      curl -sf -o /dev/null "http://$METRICS/metrics" && break
-      sleep 1
-    done
+    serve_all "$binary" "$run" embedded "$OUT/server-$side-$round.log"
     "$binary" loadgen "$SCENARIO" --rate "$WARM_RATE" --warmup 2s --duration 13s \
       --target "recommend=http://$RECOMMEND" --quiet >/dev/null
     for rate in $RATES; do

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Sourced by system.sh and ab.sh: where `tailor serve all` listens in the benchmarks and the
-# environment it runs with on each backend.
+# Sourced by system.sh, ab.sh and recommend-ab.sh: where `tailor serve all` listens in the
+# benchmarks, the environment it runs with on each backend, and how to start it.
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PROFILE=127.0.0.1:50251
@@ -32,3 +32,28 @@ system_env() {
   esac
 }
 
+
+source crates/loadgen/bench/server-process.sh
+
+# serve_all BINARY RUN_DIR BACKEND LOG: `BINARY serve all` in RUN_DIR with BACKEND's
+# environment, in the background (server_pid), writing LOG; returns once its gateway is SERVING.
+serve_all() {
+  local binary=$1 dir=$2 label=$3 log=$4
+  # shellcheck disable=SC2046 # one word per variable
+  (cd "$dir" && exec env $(system_env "$label") "$binary" serve all) >"$log" 2>&1 &
+  server_pid=$!
+  wait_serving "$binary" "$GATEWAY" "$log"
+}
+
+# ab_arguments BEFORE AFTER NAME: the before/after scripts' two builds (BEFORE, AFTER), the
+# seeded run directory they start from (SEED) and where reports go (OUT, by default a new
+# /tmp/tailor-NAME.*), as absolute paths.
+# shellcheck disable=SC2034 # set for the script that calls it
+ab_arguments() {
+  BEFORE=$(realpath "$1")
+  AFTER=$(realpath "$2")
+  SEED=$(realpath "${SEED:?a seeded run directory: see the usage at the top of the script}")
+  OUT=${OUT:-$(mktemp -d "/tmp/tailor-$3.XXXXXX")}
+  OUT=$(realpath "$OUT")
+  mkdir -p "$OUT"
+}

@@ -39,15 +39,7 @@ run() { printf '+ %s\n' "$*" >&2; "$@"; }
 say "build (release)"
 run cargo build --release -p tailor --bin tailor
 
-server_pid=
-stop_system() {
-  if [[ -n $server_pid ]]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-  fi
-}
-trap stop_system EXIT
+trap stop_server EXIT
 
 start_system() {
   local label=$1
@@ -59,16 +51,7 @@ start_system() {
     done
     redis-cli -u "$REDIS_URL" --scan --pattern 'bench:system:*' | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
   fi
-  # shellcheck disable=SC2046 # one word per variable
-  (cd "$OUT/run-$label" && exec env $(system_env "$label") "$OLDPWD/$TAILOR" serve all) \
-    >"$OUT/server-$label.log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 1 150); do
-    "$TAILOR" health --addr "$GATEWAY" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  echo "the system did not become SERVING; see $OUT/server-$label.log" >&2
-  exit 1
+  serve_all "$(realpath "$TAILOR")" "$OUT/run-$label" "$label" "$OUT/server-$label.log"
 }
 
 loadgen() {
@@ -121,7 +104,7 @@ bench() {
   loadgen "$SCENARIOS/recommend-serve.toml" --rate "$REC_RATE" --duration "$DURATION" \
     --baseline echo --json "$OUT/$label-recommend.json" | tee "$OUT/$label-recommend.txt"
   echo "after the runs: $(peak_memory)" | tee -a "$OUT/$label-memory.txt"
-  stop_system
+  stop_server
 }
 
 for backend in $BACKENDS; do
