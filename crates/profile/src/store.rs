@@ -12,7 +12,7 @@ use tailor_kit::time::{DAY, Micros};
 
 use crate::domain::analytics::FunnelRow;
 use crate::domain::event::{BehaviorEvent, BehaviorKind, Money};
-use crate::domain::profile::{Attributes, ProfileRecord, ProfileState, SentimentStats};
+use crate::domain::profile::{Attributes, ProfileRecord, ProfileState, SentimentStats, stored};
 use crate::error::{Error, Result};
 
 /// Separates tags in the `tags` column (the ASCII unit separator never appears in tags).
@@ -729,7 +729,7 @@ impl Store {
 
 fn profile_from_row(row: &AnyRow) -> Result<ProfileRecord> {
     let state: Vec<u8> = row.try_get("state")?;
-    let state = ProfileState::decode(state.as_slice())
+    let state = stored::decode(&state)
         .map_err(|err| anyhow::anyhow!("stored profile state is corrupt: {err}"))?;
     let narrow = |name: &str| -> Result<i32> {
         let value: i64 = row.try_get(name)?;

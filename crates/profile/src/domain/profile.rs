@@ -3,7 +3,7 @@
 //! ([`ProfileRecord::view`]) — decay and lifecycle depend on when you look.
 //!
 //! State is encoded with prost (derived here, no .proto file): compact, fast, and old rows
-//! stay readable when fields are added.
+//! stay readable when fields are added; long encodings are stored compressed ([`stored`]).
 
 use std::collections::HashMap;
 
@@ -203,13 +203,11 @@ impl ProfileRecord {
         }
     }
 
-    /// The state as stored: prost-encoded, an empty state when there is none.
+    /// The state as stored ([`stored`]), an empty state when there is none.
     pub fn encoded_state(&self) -> Vec<u8> {
-        use prost::Message as _;
-        self.state.as_ref().map_or_else(
-            || ProfileState::default().encode_to_vec(),
-            |s| s.encode_to_vec(),
-        )
+        self.state
+            .as_ref()
+            .map_or_else(|| stored::encode(&ProfileState::default()), stored::encode)
     }
 }
 
@@ -830,5 +828,6 @@ fn price_sensitivity(stats: Option<&PriceStats>) -> PriceSensitivity {
     }
 }
 
+pub mod stored;
 #[cfg(test)]
 mod tests;

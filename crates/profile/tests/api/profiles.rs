@@ -302,13 +302,56 @@ async fn profiles_survive_a_restart() {
             vec![event("k1", "jane", BehaviorType::Purchase, "i", "toys")],
         )
         .await;
+        // A busy shopper's state is long enough to be stored compressed.
+        let busy: Vec<_> = (0..30)
+            .map(|i| {
+                let (item, category) = (format!("item-{i}"), format!("toys/kind-{i}"));
+                event(
+                    &format!("m{i}"),
+                    "max",
+                    BehaviorType::View,
+                    &item,
+                    &category,
+                )
+            })
+            .collect();
+        record(&app, busy).await;
         let before = profile(&app, "jane").await;
+        let busy_before = interest_keys(&profile(&app, "max").await);
+        let recent_before = recent_ids(&app, "max").await;
         let app = app.restart().await;
         let after = profile(&app, "jane").await;
         assert_eq!(after.event_count, before.event_count);
         assert_eq!(after.interests.len(), before.interests.len());
         assert_eq!(after.rfm.unwrap().frequency, 1);
+        let busy_after = profile(&app, "max").await;
+        assert_eq!(busy_after.event_count, 30);
+        assert_eq!(interest_keys(&busy_after), busy_before);
+        assert_eq!(recent_ids(&app, "max").await, recent_before);
     }
+}
+
+fn interest_keys(profile: &pb::Profile) -> Vec<(i32, String)> {
+    let mut keys: Vec<_> = profile
+        .interests
+        .iter()
+        .map(|i| (i.dimension, i.key.clone()))
+        .collect();
+    keys.sort();
+    keys
+}
+
+async fn recent_ids(app: &TestApp, user: &str) -> Vec<String> {
+    let response = app
+        .admin()
+        .list_recent_items(pb::ListRecentItemsRequest {
+            user_id: user.to_owned(),
+            page_size: 100,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    response.items.into_iter().map(|i| i.item_id).collect()
 }
 
 #[tokio::test]

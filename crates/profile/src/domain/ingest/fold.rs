@@ -260,11 +260,10 @@ pub(super) fn is_priced_purchase(event: &BehaviorEvent, currency: &str) -> bool 
 
 #[cfg(test)]
 mod tests {
-    use prost::Message as _;
 
     use super::*;
     use crate::domain::event::Money;
-    use crate::domain::profile::ProfileState;
+    use crate::domain::profile::stored;
 
     /// `count` events of a few users, the first user busiest, in time order.
     fn events(count: usize) -> Vec<BehaviorEvent> {
@@ -352,7 +351,7 @@ mod tests {
         assert_eq!(states.len(), expected.len());
         for (user, state) in states {
             // Decoded: the encoding of a hash map depends on its iteration order.
-            let state = ProfileState::decode(state.as_slice()).ok();
+            let state = stored::decode(&state).ok();
             assert!(state == expected[user].state, "{user}'s encoded state");
         }
         assert!(betweens > 0 && betweens <= events.len() / NUDGE_EVERY_EVENTS);
