@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use prost::Message as _;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row as _, Transaction};
 use tailor_kit::db::{Db, MAX_BIND_PARAMETERS};
@@ -463,7 +462,7 @@ impl Store {
              revision = user_profile.revision + 1",
         )
         .bind(user_id)
-        .bind(ProfileState::default().encode_to_vec())
+        .bind(stored::encode(&ProfileState::default()))
         .bind(i64::from(a.gender))
         .bind(i64::from(a.age_band))
         .bind(&a.region)
@@ -494,7 +493,7 @@ impl Store {
              WHERE user_profile.consent_version < excluded.consent_version",
         )
         .bind(user_id)
-        .bind(ProfileState::default().encode_to_vec())
+        .bind(stored::encode(&ProfileState::default()))
         .bind(i64::from(allowed))
         .bind(version)
         .bind(now)
