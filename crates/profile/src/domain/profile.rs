@@ -13,6 +13,8 @@ use super::decay::Decayed;
 use super::event::{BehaviorEvent, BehaviorKind, category_prefixes};
 use crate::config::{DimensionSource, ModelSettings};
 
+pub mod stored;
+
 /// Half-life of the engagement counter (recent activity).
 const ENGAGEMENT_HALF_LIFE: Micros = 7 * DAY;
 /// Purchases remembered for RFM, at most.
@@ -828,6 +830,5 @@ fn price_sensitivity(stats: Option<&PriceStats>) -> PriceSensitivity {
     }
 }
 
-pub mod stored;
 #[cfg(test)]
 mod tests;

@@ -260,7 +260,6 @@ pub(super) fn is_priced_purchase(event: &BehaviorEvent, currency: &str) -> bool 
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
     use crate::domain::event::Money;
     use crate::domain::profile::stored;

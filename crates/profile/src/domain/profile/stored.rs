@@ -13,6 +13,8 @@ use super::ProfileState;
 /// Marks a compressed state; then the length of the encoding (u32, little endian) and an
 /// LZ4 block of it.
 const COMPRESSED: u8 = 0;
+/// The marker and the length.
+const HEADER: usize = 5;
 /// Shorter encodings are stored as they are: LZ4 gains little on them.
 const COMPRESS_FROM: usize = 96;
 /// The longest encoding a stored length is believed for (a state is tens of KiB at most), so
@@ -39,14 +41,12 @@ pub fn encode(state: &ProfileState) -> Vec<u8> {
     let Ok(length) = u32::try_from(encoded.len()) else {
         return encoded;
     };
-    let mut stored =
-        Vec::with_capacity(5 + lz4_flex::block::get_maximum_output_size(encoded.len()));
-    stored.push(COMPRESSED);
-    stored.extend_from_slice(&length.to_le_bytes());
-    stored.resize(stored.capacity(), 0);
-    match lz4_flex::block::compress_into(&encoded, &mut stored[5..]) {
-        Ok(written) if 5 + written < encoded.len() => {
-            stored.truncate(5 + written);
+    let mut stored = vec![0; HEADER + lz4_flex::block::get_maximum_output_size(encoded.len())];
+    stored[0] = COMPRESSED;
+    stored[1..HEADER].copy_from_slice(&length.to_le_bytes());
+    match lz4_flex::block::compress_into(&encoded, &mut stored[HEADER..]) {
+        Ok(written) if HEADER + written < encoded.len() => {
+            stored.truncate(HEADER + written);
             stored
         }
         _ => encoded,
