@@ -307,11 +307,14 @@ impl System {
     /// Trains the models now and waits until the new version serves.
     pub async fn train(&self) {
         let mut admin = self.recommend_admin();
-        let before = active_version(&mut admin).await;
-        // The previous run swaps its model in a moment before it ends: until then a new
-        // request is answered "already running" rather than starting another run.
+        // The previous run (the catalog's upserts start one) swaps its model in a moment
+        // before it ends: until then a new request is answered "already running". Its model
+        // may predate data this caller stored since, so the wait is for a model that
+        // finished after this caller's run started, not for any change of version.
+        let mut asked_at = 0;
         let mut started = false;
         for _ in 0..200 {
+            asked_at = tailor_kit::time::now_micros();
             started = admin
                 .train_models(rpb::TrainModelsRequest {
                     request_id: String::new(),
@@ -327,7 +330,7 @@ impl System {
         }
         assert!(started, "a training run was still going after 10 s");
         for _ in 0..600 {
-            if active_version(&mut admin).await != before {
+            if active_model_finished_at(&mut admin).await >= Some(asked_at) {
                 // The replica that trained swaps at once; give the poller of others a beat.
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 return;
@@ -338,7 +341,10 @@ impl System {
     }
 }
 
-async fn active_version(admin: &mut RecommendServiceClient<Outbound>) -> Option<String> {
+/// When the serving model finished training (unix microseconds).
+async fn active_model_finished_at(
+    admin: &mut RecommendServiceClient<Outbound>,
+) -> Option<tailor_kit::time::Micros> {
     let models = admin
         .list_models(rpb::ListModelsRequest {
             page_size: 5,
@@ -348,7 +354,8 @@ async fn active_version(admin: &mut RecommendServiceClient<Outbound>) -> Option<
         .unwrap()
         .into_inner()
         .models;
-    models.into_iter().find(|m| m.active).map(|m| m.version)
+    let active = models.into_iter().find(|m| m.active)?;
+    tailor_kit::time::from_timestamp(&active.create_time?)
 }
 
 fn spawn<F, Fut>(listener: TcpListener, serve: F) -> Role
