@@ -17,8 +17,8 @@ const COMPRESSED: u8 = 0;
 const HEADER: usize = 5;
 /// Shorter encodings are stored as they are: LZ4 gains little on them.
 const COMPRESS_FROM: usize = 96;
-/// The longest encoding a stored length is believed for (a state is tens of KiB at most), so
-/// a damaged row cannot make the reader allocate gigabytes.
+/// The longest encoding stored compressed, and the longest length the reader believes (a
+/// state is tens of KiB at most), so a damaged row cannot make it allocate gigabytes.
 const MAX_ENCODED: usize = 64 << 20;
 
 /// Why a stored state could not be read.
@@ -35,11 +35,10 @@ pub enum StoredStateError {
 /// `state` as stored.
 pub fn encode(state: &ProfileState) -> Vec<u8> {
     let encoded = state.encode_to_vec();
-    if encoded.len() < COMPRESS_FROM {
-        return encoded;
-    }
-    let Ok(length) = u32::try_from(encoded.len()) else {
-        return encoded;
+    // Beyond MAX_ENCODED the reader would refuse the length, so such a state stays plain.
+    let length = match u32::try_from(encoded.len()) {
+        Ok(length) if (COMPRESS_FROM..=MAX_ENCODED).contains(&encoded.len()) => length,
+        _ => return encoded,
     };
     let mut stored = vec![0; HEADER + lz4_flex::block::get_maximum_output_size(encoded.len())];
     stored[0] = COMPRESSED;
