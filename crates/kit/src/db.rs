@@ -6,7 +6,9 @@
 //! portable column types (integers, floats, text, blobs; timestamps as integer microseconds).
 //! Limits are written `LIMIT CAST($n AS BIGINT)`: SQLite plans a bare `LIMIT $n` with the
 //! bound value, so every new binding expires the prepared statement and each execution is
-//! parsed and planned again (a test in `tests/db.rs` keeps it so).
+//! parsed and planned again (a test in `tests/db.rs` keeps it so). Multi-row statements take
+//! their rows in [`statement_chunks`], so that batches of any size reuse a few prepared
+//! statements.
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -21,6 +23,10 @@ use sqlx::migrate::{Migration, Migrator};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 use crate::config::{ConfigError, Validate, check_range, key};
+
+mod batch;
+
+pub use batch::statement_chunks;
 
 /// The kit's own tables (outbox, processed events), migrated with every service's schema.
 static KIT_SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -550,10 +556,6 @@ fn list_placeholders(count: usize, first: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-
-/// Largest number of bind parameters one statement may carry on both backends
-/// (PostgreSQL's protocol limit is 65535, SQLite's default 32766).
-pub const MAX_BIND_PARAMETERS: usize = 32_000;
 
 fn install_drivers() {
     static ONCE: Once = Once::new();

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row as _, Transaction};
-use tailor_kit::db::{Db, MAX_BIND_PARAMETERS};
+use tailor_kit::db::{Db, statement_chunks};
 use tailor_kit::time::{DAY, Micros};
 
 use crate::domain::analytics::FunnelRow;
@@ -103,7 +103,7 @@ impl Store {
         received_at: Micros,
     ) -> Result<HashSet<(String, String)>> {
         let mut inserted = HashSet::with_capacity(events.len());
-        for chunk in events.chunks(MAX_BIND_PARAMETERS / EVENT_COLUMN_COUNT) {
+        for chunk in statement_chunks(events, EVENT_COLUMN_COUNT) {
             let query =
                 self.insert_events_query(chunk, received_at, " RETURNING user_id, event_id");
             for row in query.fetch_all(&mut **tx).await? {
@@ -123,7 +123,7 @@ impl Store {
         received_at: Micros,
     ) -> Result<usize> {
         let mut inserted = 0;
-        for chunk in events.chunks(MAX_BIND_PARAMETERS / EVENT_COLUMN_COUNT) {
+        for chunk in statement_chunks(events, EVENT_COLUMN_COUNT) {
             let query = self.insert_events_query(chunk, received_at, "");
             inserted += query.execute(&mut **tx).await?.rows_affected() as usize;
         }
@@ -210,7 +210,7 @@ impl Store {
         columns: &str,
     ) -> Result<Vec<AnyRow>> {
         let mut rows = Vec::with_capacity(user_ids.len());
-        for chunk in user_ids.chunks(MAX_BIND_PARAMETERS) {
+        for chunk in statement_chunks(user_ids, 1) {
             let sql = format!(
                 // Rows lock in the order returned: by key, so two batches sharing users take
                 // their locks in the same order (heap order would let them deadlock).
@@ -285,7 +285,7 @@ impl Store {
         now: Micros,
     ) -> Result<()> {
         const COLUMNS: usize = 8;
-        for chunk in profiles.chunks(MAX_BIND_PARAMETERS / COLUMNS) {
+        for chunk in statement_chunks(profiles, COLUMNS) {
             let backend = self.db.backend();
             let sql = format!(
                 "{} user_profile (user_id, state, lifecycle, first_seen_at, last_event_at, \
@@ -330,23 +330,22 @@ impl Store {
         tx: &mut Tx,
         categories: &[&str],
     ) -> Result<HashMap<String, f64>> {
-        if categories.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let sql = format!(
-            "SELECT category, purchases, price_sum_minor FROM category_price WHERE category IN ({})",
-            self.db.backend().list_placeholders(categories.len(), 1)
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for c in categories {
-            query = query.bind(*c);
-        }
         let mut out = HashMap::new();
-        for row in query.fetch_all(&mut **tx).await? {
-            let purchases: i64 = row.try_get(1)?;
-            let sum: i64 = row.try_get(2)?;
-            if purchases > 0 {
-                out.insert(row.try_get(0)?, sum as f64 / purchases as f64);
+        for chunk in statement_chunks(categories, 1) {
+            let sql = format!(
+                "SELECT category, purchases, price_sum_minor FROM category_price WHERE category IN ({})",
+                self.db.backend().list_placeholders(chunk.len(), 1)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for c in chunk {
+                query = query.bind(*c);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                let purchases: i64 = row.try_get(1)?;
+                let sum: i64 = row.try_get(2)?;
+                if purchases > 0 {
+                    out.insert(row.try_get(0)?, sum as f64 / purchases as f64);
+                }
             }
         }
         Ok(out)
@@ -359,22 +358,21 @@ impl Store {
         tx: &mut Tx,
         deltas: &[(String, i64, i64)],
     ) -> Result<()> {
-        if deltas.is_empty() {
-            return Ok(());
-        }
         let backend = self.db.backend();
-        let sql = format!(
-            "{} category_price (category, purchases, price_sum_minor) VALUES {} \
-             ON CONFLICT (category) DO UPDATE SET purchases = category_price.purchases + excluded.purchases, \
-             price_sum_minor = category_price.price_sum_minor + excluded.price_sum_minor",
-            backend.insert_into(),
-            backend.values_placeholders(deltas.len(), 3, 1)
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (category, n, sum) in deltas {
-            query = query.bind(category).bind(*n).bind(*sum);
+        for chunk in statement_chunks(deltas, 3) {
+            let sql = format!(
+                "{} category_price (category, purchases, price_sum_minor) VALUES {} \
+                 ON CONFLICT (category) DO UPDATE SET purchases = category_price.purchases + excluded.purchases, \
+                 price_sum_minor = category_price.price_sum_minor + excluded.price_sum_minor",
+                backend.insert_into(),
+                backend.values_placeholders(chunk.len(), 3, 1)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (category, n, sum) in chunk {
+                query = query.bind(category).bind(*n).bind(*sum);
+            }
+            query.execute(&mut **tx).await?;
         }
-        query.execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -385,7 +383,7 @@ impl Store {
         tx: &mut Tx,
         deltas: &[(String, SentimentDelta)],
     ) -> Result<()> {
-        for chunk in deltas.chunks(MAX_BIND_PARAMETERS / 6) {
+        for chunk in statement_chunks(deltas, 6) {
             let backend = self.db.backend();
             let sql = format!(
                 "{} item_sentiment (item_id, reviews, polarity_sum, positive, negative, rating_sum) \

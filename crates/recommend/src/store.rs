@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row as _, Transaction};
-use tailor_kit::db::{Db, MAX_BIND_PARAMETERS};
+use tailor_kit::db::{Db, statement_chunks};
 use tailor_kit::time::Micros;
 
 use crate::domain::Touch;
@@ -121,7 +121,7 @@ impl Store {
     /// Creates or replaces items.
     #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "upsert_items"))]
     pub async fn upsert_items(&self, tx: &mut Tx, items: &[Item], now: Micros) -> Result<()> {
-        for chunk in items.chunks(MAX_BIND_PARAMETERS / ITEM_COLUMN_COUNT) {
+        for chunk in statement_chunks(items, ITEM_COLUMN_COUNT) {
             let sql = format!(
                 "INSERT INTO item ({ITEM_COLUMNS}) VALUES {} ON CONFLICT (item_id) DO UPDATE SET \
                  kind = excluded.kind, title = excluded.title, description = excluded.description, \
@@ -166,7 +166,7 @@ impl Store {
     #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "delete_items"))]
     pub async fn delete_items(&self, tx: &mut Tx, ids: &[String], now: Micros) -> Result<u64> {
         let mut deleted = 0;
-        for chunk in ids.chunks(MAX_BIND_PARAMETERS - 1) {
+        for chunk in statement_chunks(ids, 1) {
             let sql = format!(
                 "UPDATE item SET deleted = 1, updated_at = {} WHERE deleted = 0 AND item_id IN ({})",
                 self.db.backend().placeholder(1),
@@ -207,7 +207,7 @@ impl Store {
     #[tracing::instrument(name = "db", skip_all, fields(otel.kind = "client", db.operation = "insert_interactions"))]
     pub async fn insert_interactions(&self, tx: &mut Tx, rows: &[NewInteraction]) -> Result<u64> {
         let mut inserted = 0;
-        for chunk in rows.chunks(MAX_BIND_PARAMETERS / 6) {
+        for chunk in statement_chunks(rows, 6) {
             let sql = format!(
                 "INSERT INTO interaction (user_id, event_id, item_id, kind, weight, occurred_at) VALUES {} \
                  ON CONFLICT (user_id, event_id) DO NOTHING",
@@ -316,7 +316,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.db.begin_write().await?;
-        for chunk in exposures.chunks(MAX_BIND_PARAMETERS / 8) {
+        for chunk in statement_chunks(exposures, 8) {
             let sql = format!(
                 "INSERT INTO exposure (recommendation_id, user_id, placement, experiment, variant, model_version, items, created_at) \
                  VALUES {} ON CONFLICT (recommendation_id) DO NOTHING",
@@ -336,7 +336,7 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
-        for chunk in regions.chunks(MAX_BIND_PARAMETERS / 2) {
+        for chunk in statement_chunks(regions, 2) {
             let sql = format!(
                 "INSERT INTO user_region (user_id, region) VALUES {} \
                  ON CONFLICT (user_id) DO UPDATE SET region = excluded.region",

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Bus, EventSettings};
-use crate::db::{Backend, Db, MAX_BIND_PARAMETERS};
+use crate::db::{Backend, Db, statement_chunks};
 use crate::time::now_micros;
 
 /// Writes `envelope` for `topic` into the outbox, inside the caller's transaction.
@@ -44,7 +44,7 @@ pub async fn enqueue_many(
     const COLUMNS: usize = 4;
     let backend = Backend::of_connection(tx);
     let now = now_micros();
-    for chunk in events.chunks(MAX_BIND_PARAMETERS / COLUMNS) {
+    for chunk in statement_chunks(events, COLUMNS) {
         let sql = format!(
             "INSERT INTO outbox (topic, event_id, envelope, created_at) VALUES {}",
             backend.values_placeholders(chunk.len(), COLUMNS, 1)
