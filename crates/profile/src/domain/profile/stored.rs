@@ -36,10 +36,10 @@ pub enum StoredStateError {
 pub fn encode(state: &ProfileState) -> Vec<u8> {
     let encoded = state.encode_to_vec();
     // Beyond MAX_ENCODED the reader would refuse the length, so such a state stays plain.
-    let length = match u32::try_from(encoded.len()) {
-        Ok(length) if (COMPRESS_FROM..=MAX_ENCODED).contains(&encoded.len()) => length,
-        _ => return encoded,
-    };
+    if !(COMPRESS_FROM..=MAX_ENCODED).contains(&encoded.len()) {
+        return encoded;
+    }
+    let length = encoded.len() as u32; // at most MAX_ENCODED
     let mut stored = vec![0; HEADER + lz4_flex::block::get_maximum_output_size(encoded.len())];
     stored[0] = COMPRESSED;
     stored[1..HEADER].copy_from_slice(&length.to_le_bytes());
