@@ -485,13 +485,14 @@ impl TokenIssuer {
     }
 }
 
-/// A token and its expiry (seconds since the epoch).
-type CachedToken = Option<(Arc<str>, u64)>;
+/// A token as its `authorization` header, and its expiry (seconds since the epoch).
+type CachedToken = Option<(http::HeaderValue, u64)>;
 
-/// A cached service token, re-minted when a third of its life is left.
+/// A cached service token, re-minted when a third of its life is left. Cheap to clone
+/// (clients are cloned per call): the clones share the issuer and the cached token.
 #[derive(Clone, Debug)]
 pub struct TokenSource {
-    issuer: TokenIssuer,
+    issuer: Arc<TokenIssuer>,
     current: Arc<Mutex<CachedToken>>,
 }
 
@@ -499,28 +500,31 @@ impl TokenSource {
     /// Tokens from `issuer`.
     pub fn new(issuer: TokenIssuer) -> Self {
         Self {
-            issuer,
+            issuer: Arc::new(issuer),
             current: Arc::new(Mutex::new(None)),
         }
     }
 
-    /// A valid token.
-    pub fn token(&self) -> anyhow::Result<Arc<str>> {
+    /// The `authorization` header of a valid token (`Bearer …`, marked sensitive so it is
+    /// never logged). Built once per token: a call only clones it (a reference count).
+    pub fn authorization(&self) -> anyhow::Result<http::HeaderValue> {
         let now = jsonwebtoken::get_current_timestamp();
         let refresh_margin = self.issuer.ttl.as_secs() / 3;
         let mut current = self
             .current
             .lock()
             .map_err(|_| anyhow::anyhow!("token cache poisoned"))?;
-        if let Some((token, exp)) = current.as_ref()
+        if let Some((header, exp)) = current.as_ref()
             && *exp > now + refresh_margin
         {
-            return Ok(token.clone());
+            return Ok(header.clone());
         }
         let (token, exp) = self.issuer.mint()?;
-        let token: Arc<str> = token.into();
-        *current = Some((token.clone(), exp));
-        Ok(token)
+        let mut header = http::HeaderValue::try_from(format!("Bearer {token}"))
+            .context("a minted token is not a valid header value")?;
+        header.set_sensitive(true);
+        *current = Some((header.clone(), exp));
+        Ok(header)
     }
 }
 
@@ -667,9 +671,14 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_cached_until_near_expiry() {
-        let issuer = TokenIssuer::new(&settings(), "gateway", &[]).unwrap();
+    fn tokens_are_cached_until_near_expiry_as_a_sensitive_bearer_header() {
+        let issuer = TokenIssuer::new(&settings(), "gateway", &["profile:read"]).unwrap();
         let source = TokenSource::new(issuer);
-        assert_eq!(source.token().unwrap(), source.token().unwrap());
+        let header = source.authorization().unwrap();
+        assert_eq!(header, source.authorization().unwrap());
+        assert!(header.is_sensitive());
+        let token = header.to_str().unwrap().strip_prefix("Bearer ").unwrap();
+        let claims = Verifier::new(&settings()).unwrap().verify(token).unwrap();
+        assert_eq!(claims.sub, "gateway");
     }
 }

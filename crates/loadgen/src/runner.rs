@@ -325,7 +325,7 @@ fn service_credentials(args: &LoadgenArgs, auths: &[Auth]) -> anyhow::Result<Cre
     };
     let issuer = TokenIssuer::new(&AuthSettings::default(), &args.service, &scopes)
         .context("minting service tokens with the development secret")?;
-    Ok(Credentials::Minted(Box::new(TokenSource::new(issuer))))
+    Ok(Credentials::Minted(TokenSource::new(issuer)))
 }
 
 /// App users' tokens, signed as the gateway expects (`--user-jwt-*`).

@@ -80,7 +80,7 @@ pub enum Credentials {
     /// A fixed bearer token (e.g. from `tailor token`).
     Fixed(HeaderValue),
     /// Tokens minted (and re-minted before they expire) from the configured secret.
-    Minted(Box<TokenSource>),
+    Minted(TokenSource),
     /// No header on the connection: each call names its app user or device (the gateway).
     AppUsers(Arc<UserTokens>),
 }
@@ -109,12 +109,11 @@ impl Credentials {
         match self {
             Self::None | Self::AppUsers(_) => Ok(None),
             Self::Fixed(value) => Ok(Some(value.clone())),
-            Self::Minted(tokens) => {
-                let token = tokens.token().map_err(|err| -> BoxError { err.into() })?;
-                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))?;
-                value.set_sensitive(true);
-                Ok(Some(value))
-            }
+            Self::Minted(tokens) => Ok(Some(
+                tokens
+                    .authorization()
+                    .map_err(|err| -> BoxError { err.into() })?,
+            )),
         }
     }
 }

@@ -162,7 +162,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for Outbound {
         opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.inject_context(&context, &mut HeaderInjector(request.headers_mut()));
         });
-        let token = self.tokens.token();
+        let authorization = self.tokens.authorization();
         let transport = match self.ready_in_process.take() {
             Some(service) => Transport::InProcess(service),
             // The channel must be the one that was polled ready: take it, leave a clone behind.
@@ -173,8 +173,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for Outbound {
         };
         Box::pin(
             async move {
-                let token = token.map_err(|err| -> BoxError { err.into() })?;
-                let value = HeaderValue::from_str(&format!("Bearer {token}"))?;
+                let value = authorization.map_err(|err| -> BoxError { err.into() })?;
                 request
                     .headers_mut()
                     .insert(http::header::AUTHORIZATION, value);

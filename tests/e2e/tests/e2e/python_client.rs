@@ -31,7 +31,7 @@ async fn python_grpcio_speaks_every_contract() {
         return;
     }
     let system = System::start_trained().await;
-    let service_token = tailor_kit::testing::tokens(
+    let authorization = tailor_kit::testing::tokens(
         "python-client",
         &[
             "profile:read",
@@ -40,15 +40,19 @@ async fn python_grpcio_speaks_every_contract() {
             "recommend:read",
         ],
     )
-    .token()
+    .authorization()
     .unwrap();
+    let service_token = authorization
+        .to_str()
+        .unwrap()
+        .trim_start_matches("Bearer ");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/contract_test.py");
     let output = tokio::process::Command::new(&python)
         .arg(&script)
         .env("TAILOR_GATEWAY", system.gateway.to_string())
         .env("TAILOR_PROFILE", system.profile.to_string())
         .env("TAILOR_RECOMMEND", system.recommend.to_string())
-        .env("TAILOR_SERVICE_TOKEN", service_token.to_string())
+        .env("TAILOR_SERVICE_TOKEN", service_token)
         .env(
             "TAILOR_USER_TOKEN",
             system.user_token("python-app-user").await,
