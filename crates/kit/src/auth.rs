@@ -520,12 +520,19 @@ impl TokenSource {
             return Ok(header.clone());
         }
         let (token, exp) = self.issuer.mint()?;
-        let mut header = http::HeaderValue::try_from(format!("Bearer {token}"))
-            .context("a minted token is not a valid header value")?;
-        header.set_sensitive(true);
+        let header = bearer_header(&token)?;
         *current = Some((header.clone(), exp));
         Ok(header)
     }
+}
+
+/// `authorization: Bearer <token>` for `token`, marked sensitive so it is never logged.
+/// Fails when the token is not printable ASCII.
+pub fn bearer_header(token: &str) -> anyhow::Result<http::HeaderValue> {
+    let mut header = http::HeaderValue::try_from(format!("Bearer {token}"))
+        .context("a bearer token must be printable ASCII")?;
+    header.set_sensitive(true);
+    Ok(header)
 }
 
 #[cfg(test)]

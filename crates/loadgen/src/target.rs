@@ -99,10 +99,7 @@ impl std::fmt::Debug for Credentials {
 impl Credentials {
     /// A fixed bearer token.
     pub fn bearer(token: &str) -> anyhow::Result<Self> {
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-            .context("the token must be printable ASCII")?;
-        value.set_sensitive(true);
-        Ok(Self::Fixed(value))
+        Ok(Self::Fixed(tailor_kit::auth::bearer_header(token.trim())?))
     }
 
     fn header(&self) -> Result<Option<HeaderValue>, BoxError> {
